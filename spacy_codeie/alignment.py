@@ -1,0 +1,227 @@
+"""Mention strings -> character spans -> token spans.
+
+Strings are matched in generation order, each used at most as often as it occurs in the window: exact match
+first, then case-insensitive (per character, so offsets never shift even where case folding changes
+lengths), then with whitespace runs collapsed. A string not in the text is a hallucination: dropped and
+counted, never guessed. Offsets are local to one window and never cross its boundary.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from spacy.tokens import Doc, Span
+
+from .instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
+
+CharSpan = Tuple[int, int]
+_WS = re.compile(r"\s+")
+
+
+def _fold(text: str) -> str:
+    """Lower-case each character on its own, keeping one character per character."""
+    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
+
+
+def _find_all(haystack: str, needle: str) -> List[int]:
+    starts, i = [], haystack.find(needle)
+    while i != -1:
+        starts.append(i)
+        i = haystack.find(needle, i + 1)
+    return starts
+
+
+class _Collapsed:
+    """The text with whitespace runs collapsed to one space, and a map back to original offsets."""
+
+    def __init__(self, text: str):
+        chars: List[str] = []
+        index: List[int] = []
+        for match in re.finditer(r"\s+|\S+", text):
+            if match.group().isspace():
+                chars.append(" ")
+                index.append(match.start())
+            else:
+                chars.extend(match.group())
+                index.extend(range(match.start(), match.end()))
+        self.text = "".join(chars)
+        self.index = index
+
+
+@dataclass
+class AlignedEntity:
+    start: int
+    end: int
+    label: str
+
+
+@dataclass
+class AlignedArgument:
+    start: int
+    end: int
+    label: Optional[str]
+    role: Optional[str] = None
+
+
+@dataclass
+class AlignedRelation:
+    label: str
+    head: AlignedArgument
+    tail: AlignedArgument
+
+
+@dataclass
+class AlignedEvent:
+    label: str
+    trigger: CharSpan
+    arguments: List[AlignedArgument] = field(default_factory=list)
+
+
+@dataclass
+class AlignmentResult:
+    entities: List[AlignedEntity] = field(default_factory=list)
+    relations: List[AlignedRelation] = field(default_factory=list)
+    events: List[AlignedEvent] = field(default_factory=list)
+    mentions: int = 0  # mention strings looked up
+    hallucinated: int = 0  # strings not found in the text
+    duplicates: int = 0  # strings generated more often than they occur
+
+
+class StringAligner:
+    """Finds mention strings in one window of text and hands out their occurrences in order."""
+
+    def __init__(self, text: str):
+        self.text = text
+        self._folded: Optional[str] = None
+        self._collapsed: Optional[_Collapsed] = None
+        self._collapsed_folded: Optional[str] = None
+        self._cache: Dict[str, List[CharSpan]] = {}
+        self._used: Dict[Tuple[str, str], int] = {}
+
+    def occurrences(self, mention: str) -> List[CharSpan]:
+        """Every place the mention occurs, by the first matching strategy that finds any."""
+        if mention in self._cache:
+            return self._cache[mention]
+        spans: List[CharSpan] = []
+        needle = mention.strip()
+        if needle:
+            spans = [(s, s + len(needle)) for s in _find_all(self.text, needle)]
+            if not spans:
+                if self._folded is None:
+                    self._folded = _fold(self.text)
+                folded = _fold(needle)
+                spans = [(s, s + len(folded)) for s in _find_all(self._folded, folded)]
+            if not spans:
+                spans = self._collapsed_occurrences(needle)
+        self._cache[mention] = spans
+        return spans
+
+    def _collapsed_occurrences(self, mention: str) -> List[CharSpan]:
+        if self._collapsed is None:
+            self._collapsed = _Collapsed(self.text)
+            self._collapsed_folded = _fold(self._collapsed.text)
+        needle = _fold(_WS.sub(" ", mention.strip()))
+        index = self._collapsed.index
+        spans = []
+        for s in _find_all(self._collapsed_folded, needle):
+            last = s + len(needle) - 1
+            spans.append((index[s], index[last] + 1))
+        return spans
+
+    def take(self, mention: str, channel: str) -> Tuple[Optional[CharSpan], str]:
+        """The next unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'."""
+        spans = self.occurrences(mention)
+        if not spans:
+            return None, "missing"
+        key = (channel, mention)
+        used = self._used.get(key, 0)
+        if used >= len(spans):
+            return None, "duplicate"
+        self._used[key] = used + 1
+        return spans[used], "ok"
+
+
+def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -> AlignmentResult:
+    """Tie the instances generated for one window to character offsets in the whole doc."""
+    aligner = StringAligner(text)
+    result = AlignmentResult()
+    entity_spans: List[AlignedEntity] = []
+
+    def count(status: str) -> None:
+        result.mentions += 1
+        if status == "missing":
+            result.hallucinated += 1
+        elif status == "duplicate":
+            result.duplicates += 1
+
+    def argument(mention: Mention, near: Optional[int] = None) -> Optional[AlignedArgument]:
+        spans = aligner.occurrences(mention.text)
+        count("ok" if spans else "missing")
+        if not spans:
+            return None
+        for entity in entity_spans:  # prefer a mention the model also named as an entity
+            if (entity.start, entity.end) in spans and mention.label in (None, entity.label):
+                return AlignedArgument(entity.start, entity.end, mention.label or entity.label)
+        if near is not None:
+            start, end = min(spans, key=lambda span: (abs(span[0] - near), span[0]))
+        else:
+            start, end = spans[0]
+        return AlignedArgument(start, end, mention.label)
+
+    for inst in instances:
+        if isinstance(inst, EntityInstance):
+            span, status = aligner.take(inst.text, "entity")
+            count(status)
+            if span:
+                entity_spans.append(AlignedEntity(span[0], span[1], inst.label))
+        elif isinstance(inst, RelationInstance):
+            head, tail = argument(inst.head), argument(inst.tail)
+            if head and tail:
+                result.relations.append(AlignedRelation(inst.label, head, tail))
+        elif isinstance(inst, EventInstance):
+            span, status = aligner.take(inst.trigger, "trigger:" + inst.label)
+            count(status)
+            if span is None:
+                continue
+            event = AlignedEvent(inst.label, span)
+            for role, mention in inst.arguments:
+                arg = argument(mention, near=span[0])
+                if arg:
+                    arg.role = role
+                    event.arguments.append(arg)
+            result.events.append(event)
+    result.entities = entity_spans
+    if offset:
+        _shift(result, offset)
+    return result
+
+
+def _shift(result: AlignmentResult, offset: int) -> None:
+    for ent in result.entities:
+        ent.start += offset
+        ent.end += offset
+    for rel in result.relations:
+        for arg in (rel.head, rel.tail):
+            arg.start += offset
+            arg.end += offset
+    for event in result.events:
+        event.trigger = (event.trigger[0] + offset, event.trigger[1] + offset)
+        for arg in event.arguments:
+            arg.start += offset
+            arg.end += offset
+
+
+ALIGNMENT_MODES = ("strict", "contract", "expand")
+
+
+def token_span(doc: Doc, start: int, end: int, label: str = "", mode: str = "expand") -> Optional[Span]:
+    """The token span for character offsets, or None when it cannot be formed under `mode`.
+
+    'expand' (the default) widens to whole tokens, which is what unsegmented scripts need when the tokenizer
+    cuts words differently from the model; 'strict' keeps only exact token boundaries.
+    """
+    span = doc.char_span(start, end, label=label, alignment_mode=mode)
+    if span is None or len(span) == 0:
+        return None
+    return span

