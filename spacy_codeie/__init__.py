@@ -7,7 +7,7 @@ from .pipeline import CodeIE, make_codeie
 from .prompting import KnowCoderPrompt
 from .schema import Entity, Event, Relation, Schema, schema_from_dict, schema_from_file, schema_from_json
 from .scoring import score_codeie
-from . import readers  # noqa: F401  (registers the corpus reader)
+from . import gold, readers  # noqa: F401  (registers the corpus reader and the table model)
 
 __all__ = [
     "CodeIE",

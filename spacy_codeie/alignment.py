@@ -97,7 +97,7 @@ class StringAligner:
         self._collapsed: Optional[_Collapsed] = None
         self._collapsed_folded: Optional[str] = None
         self._cache: Dict[str, List[CharSpan]] = {}
-        self._used: Dict[Tuple[str, str], int] = {}
+        self._taken: Dict[str, List[CharSpan]] = {}
 
     def occurrences(self, mention: str) -> List[CharSpan]:
         """Every place the mention occurs, by the first matching strategy that finds any."""
@@ -129,17 +129,30 @@ class StringAligner:
             spans.append((index[s], index[last] + 1))
         return spans
 
+    def _rank(self, span: CharSpan, taken: List[CharSpan]) -> Tuple[bool, bool, int]:
+        """Prefer occurrences outside mentions already placed, then whole words, then text order."""
+        start, end = span
+        inside_other = any(s <= start and end <= e and (s, e) != span for s, e in taken)
+        cuts_word = (start > 0 and self.text[start - 1].isalnum() and self.text[start].isalnum()) or (
+            end < len(self.text) and self.text[end].isalnum() and self.text[end - 1].isalnum()
+        )
+        return inside_other, cuts_word, start
+
     def take(self, mention: str, channel: str) -> Tuple[Optional[CharSpan], str]:
-        """The next unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'."""
+        """The best unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'.
+
+        Each occurrence is handed out once per channel, so a string generated k times takes k places.
+        """
         spans = self.occurrences(mention)
         if not spans:
             return None, "missing"
-        key = (channel, mention)
-        used = self._used.get(key, 0)
-        if used >= len(spans):
+        taken = self._taken.setdefault(channel, [])
+        free = [span for span in spans if span not in taken]
+        if not free:
             return None, "duplicate"
-        self._used[key] = used + 1
-        return spans[used], "ok"
+        best = min(free, key=lambda span: self._rank(span, taken))
+        taken.append(best)
+        return best, "ok"
 
 
 def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -> AlignmentResult:
@@ -155,19 +168,16 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
         elif status == "duplicate":
             result.duplicates += 1
 
-    def argument(mention: Mention, near: Optional[int] = None) -> Optional[AlignedArgument]:
+    def candidates(mention: Mention) -> List[AlignedArgument]:
+        """Where an argument may point: mentions the model also named as entities first, else every occurrence."""
         spans = aligner.occurrences(mention.text)
         count("ok" if spans else "missing")
-        if not spans:
-            return None
-        for entity in entity_spans:  # prefer a mention the model also named as an entity
-            if (entity.start, entity.end) in spans and mention.label in (None, entity.label):
-                return AlignedArgument(entity.start, entity.end, mention.label or entity.label)
-        if near is not None:
-            start, end = min(spans, key=lambda span: (abs(span[0] - near), span[0]))
-        else:
-            start, end = spans[0]
-        return AlignedArgument(start, end, mention.label)
+        named = [AlignedArgument(e.start, e.end, mention.label or e.label) for e in entity_spans
+                 if (e.start, e.end) in spans and mention.label in (None, e.label)]
+        return named or [AlignedArgument(start, end, mention.label) for start, end in spans]
+
+    def nearest(options: List[AlignedArgument], anchor: int) -> AlignedArgument:
+        return min(options, key=lambda a: (abs(a.start - anchor), a.start))
 
     for inst in instances:
         if isinstance(inst, EntityInstance):
@@ -176,25 +186,53 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
             if span:
                 entity_spans.append(AlignedEntity(span[0], span[1], inst.label))
         elif isinstance(inst, RelationInstance):
-            head, tail = argument(inst.head), argument(inst.tail)
-            if head and tail:
+            heads, tails = candidates(inst.head), candidates(inst.tail)
+            if heads and tails:  # the closest pair: arguments of one relation sit near each other
+                head, tail = min(((h, t) for h in heads for t in tails),
+                                 key=lambda pair: (abs(pair[0].start - pair[1].start), pair[0].start))
                 result.relations.append(AlignedRelation(inst.label, head, tail))
         elif isinstance(inst, EventInstance):
-            span, status = aligner.take(inst.trigger, "trigger:" + inst.label)
-            count(status)
-            if span is None:
-                continue
-            event = AlignedEvent(inst.label, span)
-            for role, mention in inst.arguments:
-                arg = argument(mention, near=span[0])
-                if arg:
-                    arg.role = role
-                    event.arguments.append(arg)
-            result.events.append(event)
+            event = _align_event(inst, aligner, candidates, nearest, count)
+            if event is not None:
+                result.events.append(event)
     result.entities = entity_spans
     if offset:
         _shift(result, offset)
     return result
+
+
+def _align_event(inst: EventInstance, aligner: StringAligner, candidates, nearest, count) -> Optional[AlignedEvent]:
+    """Pick the trigger occurrence closest to the event's arguments, then each argument closest to it.
+
+    Several events may share one trigger (FewFC lists one event per shareholder under a single verb), so a
+    trigger is not used up like an entity mention; only argument-less events take occurrences in turn.
+    """
+    triggers = aligner.occurrences(inst.trigger)
+    count("ok" if triggers else "missing")
+    if not triggers:
+        return None
+    options = [(role, candidates(mention)) for role, mention in inst.arguments]
+    options = [(role, found) for role, found in options if found]
+    if len(triggers) == 1:
+        trigger = triggers[0]
+    elif options:
+        trigger = min(triggers, key=lambda t: (sum(abs(nearest(found, t[0]).start - t[0]) for _, found in options), t[0]))
+    else:
+        taken, _ = aligner.take(inst.trigger, "trigger:" + inst.label)
+        trigger = taken or triggers[0]
+    event = AlignedEvent(inst.label, trigger)
+    placed: List[CharSpan] = [trigger]
+    for role, found in options:
+        # a string named twice takes two places; a place inside another argument comes last; then distance
+        chosen = min(found, key=lambda a: (
+            (a.start, a.end) in placed,
+            any(s <= a.start and a.end <= e and (s, e) != (a.start, a.end) for s, e in placed),
+            abs(a.start - trigger[0]),
+            a.start,
+        ))
+        placed.append((chosen.start, chosen.end))
+        event.arguments.append(AlignedArgument(chosen.start, chosen.end, chosen.label, role))
+    return event
 
 
 def _shift(result: AlignmentResult, offset: int) -> None:

@@ -123,8 +123,11 @@ def score_codeie(
         for key, value in pred.user_data.get(DIAGNOSTICS_KEY, {}).items():
             diag[key] += value
     scores: Dict[str, Any] = {}
-    ents.write(scores, "ents")
-    mentions.write(scores, "codeie_ents")
+    if mentions.total.tp + mentions.total.fp + mentions.total.fn or ents.total.tp + ents.total.fp + ents.total.fn:
+        ents.write(scores, "ents")
+        mentions.write(scores, "codeie_ents")
+    else:  # no entity in gold or prediction: nothing to score (as spaCy does)
+        scores.update({"ents_p": None, "ents_r": None, "ents_f": None, "codeie_ents_f": None})
     if has_rel:
         rel_strict.write(scores, "codeie_rel_strict")
         rel_boundary.write(scores, "codeie_rel_boundary")

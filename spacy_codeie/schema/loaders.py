@@ -161,7 +161,30 @@ def schema_from_json(path: Union[str, Path]) -> Schema:
         data = json.loads(path.read_text(encoding="utf8"))
     except json.JSONDecodeError as err:
         raise SchemaError(f"The schema file {str(path)!r} is not valid JSON: {err}") from None
+    if isinstance(data, dict) and {"entity", "relation", "event"} & set(data):
+        return schema_from_labels(data)
     return schema_from_mapping(data)
+
+
+def schema_from_labels(data: Mapping[str, Any]) -> Schema:
+    """Schema from a shared dataset's labels.json (lists under 'entity', 'relation' and 'event')."""
+
+    def describe(item: Mapping[str, Any]) -> str:
+        return item.get("description") or item.get("verbose") or item.get("english") or ""
+
+    entities = {e["label"]: {"description": describe(e)} for e in data.get("entity") or ()}
+    relations = {
+        r["label"]: {"description": describe(r), "head": r.get("head_type"), "tail": r.get("tail_type")}
+        for r in data.get("relation") or ()
+    }
+    events = {
+        ev["label"]: {
+            "description": describe(ev),
+            "roles": {role["role"]: {"description": role.get("description") or ""} for role in ev.get("roles") or ()},
+        }
+        for ev in data.get("event") or ()
+    }
+    return schema_from_mapping({"entities": entities, "relations": relations, "events": events})
 
 
 # ---------------------------------------------------------------------------------------------

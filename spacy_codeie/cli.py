@@ -1,0 +1,229 @@
+"""`python -m spacy_codeie ...`: extract, evaluate, round-trip check and convert; thin over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+import spacy
+import srsly
+from spacy.language import Language
+
+from .errors import CodeIEError
+
+SCORE_ROWS = [
+    ("Entities (all mentions)", "codeie_ents"),
+    ("Entities (doc.ents)", "ents"),
+    ("Relations, strict", "codeie_rel_strict"),
+    ("Relations, boundary", "codeie_rel_boundary"),
+    ("Triggers, identification", "codeie_trigger_id"),
+    ("Triggers, classification", "codeie_trigger_cls"),
+    ("Arguments, identification", "codeie_arg_id"),
+    ("Arguments, classification", "codeie_arg_cls"),
+]
+
+
+def build_nlp(
+    *,
+    pipeline: Optional[str] = None,
+    schema: Optional[str] = None,
+    model: Optional[str] = None,
+    adapter: Optional[str] = None,
+    lang: str = "en",
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    progress: bool = False,
+    overrides: Optional[Dict[str, Any]] = None,
+) -> Language:
+    """A pipeline from a saved folder or config file, or a blank one with a codeie component for a schema."""
+    if pipeline:
+        path = Path(pipeline)
+        if path.suffix == ".cfg":
+            config = spacy.util.load_config(path, overrides=overrides or {}, interpolate=False)
+            return spacy.util.load_model_from_config(config, auto_fill=True)
+        return spacy.load(path, config=overrides or {})
+    if not schema:
+        raise CodeIEError("Give --pipeline (a saved pipeline folder or .cfg file) or --schema (a .py or .json file).")
+    if model:
+        model_cfg: Dict[str, Any] = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": model,
+                                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
+        if adapter:
+            model_cfg["adapter"] = adapter
+    else:
+        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1", "batch_size": batch_size,
+                     "max_new_tokens": max_new_tokens, "progress": progress}
+    nlp = _blank(lang)
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
+                                   "model": model_cfg})
+    return nlp
+
+
+def _blank(lang: str) -> Language:
+    if lang == "ko":  # spaCy's default Korean tokenizer needs mecab-ko; the rule-based one needs nothing
+        return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+    return spacy.blank(lang)
+
+
+def _texts(path: Path, limit: int) -> Iterator[Dict[str, Any]]:
+    """Records from JSONL (with 'text') or plain text (one document per line)."""
+    count = 0
+    if path.suffix == ".jsonl":
+        for record in srsly.read_jsonl(path):
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise CodeIEError(f"Every line of {str(path)!r} must be a JSON object with a 'text' string.")
+            yield record
+            count += 1
+            if limit and count >= limit:
+                return
+    else:
+        with path.open(encoding="utf8") as f:
+            for i, line in enumerate(f):
+                yield {"id": str(i), "text": line.rstrip("\n")}
+                count += 1
+                if limit and count >= limit:
+                    return
+
+
+def _codeie_name(nlp: Language) -> str:
+    for name, pipe in nlp.pipeline:
+        if getattr(pipe, "schema", None) is not None and hasattr(pipe, "group_targets"):
+            return name
+    raise CodeIEError("The pipeline has no codeie component.")
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from .readers import RECORD_ID_KEY, doc_to_record
+
+    nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
+                    lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
+    records = list(_texts(Path(args.input), args.limit))
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf8") as f:
+        stream = ((r["text"], r) for r in records)
+        bar = tqdm(total=len(records), desc="codeie extract", unit="doc", disable=args.quiet)
+        for doc, record in nlp.pipe(stream, as_tuples=True, batch_size=args.doc_batch_size):
+            if record.get("id") is not None:
+                doc.user_data[RECORD_ID_KEY] = record["id"]
+            result = doc_to_record(doc, spans_key=cfg["spans_key"], relations_extension=cfg["relations_extension"],
+                                   events_extension=cfg["events_extension"])
+            result["diagnostics"] = doc.user_data.get("codeie_diagnostics", {})
+            f.write(json.dumps(result, ensure_ascii=False) + "\n")
+            bar.update(1)
+        bar.close()
+    print(f"Wrote {len(records)} records to {out}", file=sys.stderr)
+    return 0
+
+
+def score_table(scores: Dict[str, Any]) -> str:
+    lines = [f"{'':28} {'P':>7} {'R':>7} {'F':>7}"]
+    for title, key in SCORE_ROWS:
+        if scores.get(f"{key}_f") is None:
+            continue
+        p, r, f = (scores.get(f"{key}_{x}") for x in "prf")
+        lines.append(f"{title:28} {100 * p:7.2f} {100 * r:7.2f} {100 * f:7.2f}")
+    lines.append(f"{'Parse-error rate':28} {100 * scores['codeie_parse_error_rate']:23.2f}%")
+    lines.append(f"{'Hallucination rate':28} {100 * scores['codeie_hallucination_rate']:23.2f}%")
+    lines.append(f"{'Truncated completions':28} {100 * scores['codeie_truncated_rate']:23.2f}%")
+    return "\n".join(lines)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .readers import examples_from_jsonl
+
+    nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
+                    lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                    progress=not args.quiet)
+    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
+    examples = examples_from_jsonl(args.test, nlp, limit=args.limit, spans_key=cfg["spans_key"],
+                                   relations_extension=cfg["relations_extension"],
+                                   events_extension=cfg["events_extension"])
+    scores = nlp.evaluate(examples, batch_size=args.doc_batch_size)
+    print(score_table(scores))
+    if args.output:
+        srsly.write_json(args.output, {"test": str(args.test), "n_docs": len(examples), "scores": scores})
+        print(f"Scores written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def roundtrip_scores(path: str, schema_path: str, lang: str, limit: int = 0, **settings: Any) -> Dict[str, Any]:
+    """Gold docs -> rendered completions -> the component's parse and alignment -> scores against gold."""
+    from .gold import gold_completions
+    from .readers import examples_from_jsonl
+
+    nlp = _blank(lang)
+    config = {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema_path},
+              "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}, **settings}
+    component = nlp.add_pipe("codeie", config=config)
+    examples = examples_from_jsonl(path, nlp, limit=limit, spans_key=component.cfg["spans_key"])
+    component.model.table.update(gold_completions(component, [eg.reference for eg in examples]))
+    return nlp.evaluate(examples)
+
+
+def cmd_roundtrip(args: argparse.Namespace) -> int:
+    scores = roundtrip_scores(args.test, args.schema, args.lang, args.limit)
+    print(score_table(scores))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .readers import jsonl_to_docbin
+
+    docbin = jsonl_to_docbin(args.input, _blank(args.lang), limit=args.limit)
+    docbin.to_disk(args.output)
+    print(f"Wrote {len(docbin)} docs to {args.output}", file=sys.stderr)
+    return 0
+
+
+def _common(p: argparse.ArgumentParser, needs_model: bool = True) -> None:
+    p.add_argument("--lang", default="en", help="language of the blank pipeline (with --schema)")
+    p.add_argument("--limit", type=int, default=0, help="read at most this many records (0: all)")
+    if needs_model:
+        p.add_argument("--pipeline", help="a saved spaCy pipeline folder or a .cfg file with a codeie component")
+        p.add_argument("--schema", help="a schema file (.py of classes, or .json) for a blank pipeline")
+        p.add_argument("--model", help="local model folder, .gguf file or hub id (default: the embedded model)")
+        p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model")
+        p.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch")
+        p.add_argument("--doc-batch-size", type=int, default=64, help="docs per nlp.pipe batch")
+        p.add_argument("--max-new-tokens", type=int, default=256)
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m spacy_codeie", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("extract", help="annotate texts (one per line, or JSONL with 'text') into JSONL with offsets")
+    p.add_argument("input")
+    p.add_argument("output")
+    _common(p)
+    p.set_defaults(func=cmd_extract)
+    p = sub.add_parser("evaluate", help="score a pipeline on a JSONL test file")
+    p.add_argument("test")
+    p.add_argument("--output", help="write the scores as JSON here")
+    _common(p)
+    p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("roundtrip", help="check gold -> completion -> parse -> align reproduces the gold spans")
+    p.add_argument("test")
+    p.add_argument("--schema", required=True)
+    _common(p, needs_model=False)
+    p.set_defaults(func=cmd_roundtrip)
+    p = sub.add_parser("convert", help="JSONL in the shared format -> a DocBin (.spacy)")
+    p.add_argument("input")
+    p.add_argument("output")
+    _common(p, needs_model=False)
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = make_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CodeIEError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
