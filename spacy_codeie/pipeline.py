@@ -48,7 +48,6 @@ DEFAULT_CONFIG = {
     "overwrite_ents": False,
     "relations_extension": "relations",
     "events_extension": "events",
-    "batch_size": 64,
     "scorer": {"@scorers": "spacy_codeie.scorer.v1"},
 }
 
@@ -74,7 +73,6 @@ def make_codeie(
     overwrite_ents: bool,
     relations_extension: str,
     events_extension: str,
-    batch_size: int,
     scorer: Optional[Callable],
 ) -> "CodeIE":
     return CodeIE(
@@ -91,7 +89,6 @@ def make_codeie(
         overwrite_ents=overwrite_ents,
         relations_extension=relations_extension,
         events_extension=events_extension,
-        batch_size=batch_size,
         scorer=scorer,
     )
 
@@ -115,7 +112,6 @@ class CodeIE(Pipe):
         overwrite_ents: bool = False,
         relations_extension: str = "relations",
         events_extension: str = "events",
-        batch_size: int = 64,
         scorer: Optional[Callable] = None,
     ):
         if schema is None:
@@ -139,8 +135,6 @@ class CodeIE(Pipe):
             raise CodeIEError("max_types_per_prompt must be 0 (no limit) or a positive number of types.")
         if window_size < 1:
             raise CodeIEError("window_size must be a positive number of characters.")
-        if batch_size < 1:
-            raise CodeIEError("batch_size must be at least 1.")
         if relations_extension == events_extension:
             raise CodeIEError("relations_extension and events_extension must be different names.")
         self.vocab = vocab
@@ -156,7 +150,6 @@ class CodeIE(Pipe):
             "overwrite_ents": overwrite_ents,
             "relations_extension": relations_extension,
             "events_extension": events_extension,
-            "batch_size": batch_size,
         }
         self.scorer = scorer
         register_extensions(relations_extension, events_extension)
@@ -198,9 +191,10 @@ class CodeIE(Pipe):
     def __call__(self, doc: Doc) -> Doc:
         return next(iter(self.pipe([doc])))
 
-    def pipe(self, stream: Iterable[Doc], *, batch_size: Optional[int] = None) -> Iterator[Doc]:
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 64) -> Iterator[Doc]:
+        """Send the prompts of `batch_size` docs to the model at once (`nlp.pipe(batch_size=...)` sets it)."""
         error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size or self.cfg["batch_size"]):
+        for docs in minibatch(stream, size=batch_size):
             try:
                 yield from self._process_batch(list(docs))
             except Exception as err:  # spaCy's error handler decides (raise by default)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.util import registry
 
 from ..instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
+from ..errors import SchemaError
 from ..schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
 
 KNOWCODER_SYSTEM_PROMPT = (
@@ -92,9 +93,15 @@ class KnowCoderPrompt:
     input_marker = INPUT_MARKER
     output_marker = OUTPUT_MARKER
 
-    def __init__(self, system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT, instruction: Optional[str] = None):
+    def __init__(
+        self,
+        system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT,
+        instruction: Optional[str] = None,
+        demonstrations: Optional[Sequence[Dict[str, Any]]] = None,
+    ):
         self.system_prompt = system_prompt or ""
         self.instruction = instruction
+        self.demonstrations = [_demonstration(d) for d in demonstrations or ()]
 
     # ---- schema -> code ---------------------------------------------------------------------
     def class_name(self, schema: Schema, label: str) -> str:
@@ -164,11 +171,21 @@ class KnowCoderPrompt:
             f"Please instantiate all the corresponding {kind} Objects in the following sentence."
         )
 
+    def render_demonstrations(self, schema: Schema) -> str:
+        """Solved examples shown before the sentence, limited to the types this schema (group) has."""
+        known = {t.label for t in schema.types}
+        parts = []
+        for text, instances in self.demonstrations:
+            kept = [i for i in instances if i.label in known and _mentions_known(i, schema)]
+            parts.append(f"sentence = {python_string_literal(text)}\n{COMPLETION_PREFIX}"
+                         f"{self.render_completion(schema, kept)}\n\n")
+        return "".join(parts)
+
     def render_query(self, schema: Schema, text: str) -> str:
-        """The `Input:` part: class definitions, instruction and the sentence."""
+        """The `Input:` part: class definitions, instruction, any demonstrations and the sentence."""
         return (
             f"{self.render_schema(schema)}\n\"\"\"\n{self.render_instruction(schema)}\n\"\"\"\n"
-            f"sentence = {python_string_literal(text)}\n"
+            f"{self.render_demonstrations(schema)}sentence = {python_string_literal(text)}\n"
         )
 
     def render_prompt(self, schema: Schema, text: str) -> str:
@@ -211,6 +228,34 @@ class KnowCoderPrompt:
         return "\n" + ",\n".join(INDENT + item for item in items) + "\n]"
 
 
+def _mentions_known(instance: Instance, schema: Schema) -> bool:
+    labels = {e.label for e in schema.entities}
+    if isinstance(instance, RelationInstance):
+        return all(m.label is None or m.label in labels for m in (instance.head, instance.tail))
+    if isinstance(instance, EventInstance):
+        return all(m.label is None or m.label in labels for _, m in instance.arguments)
+    return True
+
+
+def _demonstration(data: Dict[str, Any]) -> Tuple[str, List[Instance]]:
+    """A solved example given as {"text", "entities": [{"text", "label"}], "relations": [{"head": {"text",
+    "label"}, "tail": {...}, "label"}], "events": [{"trigger", "label", "arguments": [{"text", "role"}]}]}."""
+    try:
+        instances: List[Instance] = [EntityInstance(e["label"], e["text"]) for e in data.get("entities", ())]
+        for r in data.get("relations", ()):
+            instances.append(RelationInstance(r["label"], Mention(r["head"]["text"], r["head"].get("label")),
+                                              Mention(r["tail"]["text"], r["tail"].get("label"))))
+        for ev in data.get("events", ()):
+            args = tuple((a["role"], Mention(a["text"], a.get("label"))) for a in ev.get("arguments", ()))
+            instances.append(EventInstance(ev["label"], ev["trigger"], args))
+        return str(data["text"]), instances
+    except (KeyError, TypeError, AttributeError) as err:
+        raise SchemaError(
+            f"A prompt demonstration is malformed ({err!r}). Write it as {{'text': ..., 'entities': "
+            "[{'text': ..., 'label': ...}], 'relations': [...], 'events': [...]}."
+        ) from None
+
+
 @lru_cache(maxsize=256)
 def _render_schema_cached(style: KnowCoderPrompt, schema: Schema) -> str:
     return style._render_schema(schema)
@@ -218,7 +263,13 @@ def _render_schema_cached(style: KnowCoderPrompt, schema: Schema) -> str:
 
 @registry.misc("spacy_codeie.KnowCoderPrompt.v1")
 def make_knowcoder_prompt(
-    system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT, instruction: Optional[str] = None
+    system_prompt: Optional[str] = KNOWCODER_SYSTEM_PROMPT,
+    instruction: Optional[str] = None,
+    demonstrations: Optional[List[Dict[str, Any]]] = None,
 ) -> KnowCoderPrompt:
-    """The default prompt style: KnowCoder's classes, system prompt and Input/Output wrapper."""
-    return KnowCoderPrompt(system_prompt=system_prompt, instruction=instruction)
+    """The default prompt style: KnowCoder's classes, system prompt and Input/Output wrapper.
+
+    `demonstrations` are solved examples shown before each sentence; small models that were not fine-tuned
+    on this format need one to answer in it.
+    """
+    return KnowCoderPrompt(system_prompt=system_prompt, instruction=instruction, demonstrations=demonstrations)

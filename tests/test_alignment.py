@@ -1,0 +1,110 @@
+import pytest
+import spacy
+
+from spacy_codeie.alignment import StringAligner, align_instances, token_span
+from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
+
+
+def test_occurrences_in_generation_order_each_used_once():
+    text = "Paris is not Paris, Texas. Paris!"
+    result = align_instances(text, [EntityInstance("LOC", "Paris")] * 4)
+    assert [(e.start, e.end) for e in result.entities] == [(0, 5), (13, 18), (27, 32)]
+    assert result.duplicates == 1 and result.hallucinated == 0 and result.mentions == 4
+
+
+def test_hallucinations_are_dropped_and_counted():
+    result = align_instances("Ada met Bob.", [EntityInstance("PER", "Ada"), EntityInstance("PER", "Charles")])
+    assert [(e.start, e.end) for e in result.entities] == [(0, 3)]
+    assert result.hallucinated == 1
+
+
+def test_case_insensitive_keeps_offsets_even_where_folding_changes_length():
+    text = "Die STRAßE in İSTANBUL und die Straße"
+    aligner = StringAligner(text)
+    assert aligner.occurrences("straße") == [(4, 10), (31, 37)]
+    span = aligner.occurrences("istanbul")  # İ lower-cases to two characters; it is kept as is
+    assert span == [] or text[span[0][0]:span[0][1]].lower().endswith("stanbul")
+    assert aligner.occurrences("İSTANBUL") == [(14, 22)]
+
+
+def test_whitespace_normalized_match():
+    text = "The  New\nYork   Times said so."
+    aligner = StringAligner(text)
+    assert aligner.occurrences("New York Times") == [(5, 21)]
+    assert text[5:21] == "New\nYork   Times"
+
+
+def test_prefers_whole_words_and_places_outside_other_mentions():
+    text = "Idaho Falls , Idaho and the USA and US"
+    result = align_instances(text, [EntityInstance("LOC", "Idaho Falls"), EntityInstance("LOC", "Idaho"),
+                                    EntityInstance("LOC", "US")])
+    assert [text[e.start:e.end] + f"@{e.start}" for e in result.entities] == ["Idaho Falls@0", "Idaho@14", "US@36"]
+
+
+def test_relation_arguments_use_named_entities_and_the_closest_pair():
+    text = "Moscow hosts the Bolshoi in Moscow ; Kirov is in Leningrad ."
+    instances = [EntityInstance("LOC", "Moscow"), EntityInstance("LOC", "Moscow"), EntityInstance("ORG", "Bolshoi"),
+                 RelationInstance("BASED_IN", Mention("Bolshoi", "ORG"), Mention("Moscow", "LOC")),
+                 RelationInstance("BASED_IN", Mention("Kirov", "ORG"), Mention("Leningrad", "LOC"))]
+    result = align_instances(text, instances)
+    first, second = result.relations
+    assert (first.head.start, first.tail.start) == (17, 28)  # the nearer Moscow
+    assert text[second.head.start:second.head.end] == "Kirov" and second.head.label == "ORG"
+
+
+def test_event_trigger_and_arguments_near_each_other():
+    text = "A bought B. Later C bought D."
+    event = EventInstance("BUY", "bought", (("buyer", Mention("C")), ("target", Mention("D"))))
+    result = align_instances(text, [event], offset=100)
+    (aligned,) = result.events
+    assert aligned.trigger == (120, 126)
+    assert [(a.start, a.end, a.role) for a in aligned.arguments] == [(118, 119, "buyer"), (127, 128, "target")]
+
+
+def test_a_string_named_twice_in_one_event_takes_two_places():
+    text = "X invested. X and X again."
+    event = EventInstance("E", "invested", (("org", Mention("X")), ("org", Mention("X"))))
+    (aligned,) = align_instances(text, [event]).events
+    assert sorted(a.start for a in aligned.arguments) == [0, 12]
+
+
+def _blank(lang):
+    if lang == "ko":
+        return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+    if lang == "ja":
+        pytest.importorskip("sudachipy")
+        pytest.importorskip("sudachidict_core")
+    return spacy.blank(lang)
+
+
+@pytest.mark.parametrize("lang, text, mention, expected", [
+    ("en", "Ada Lovelace met Charles Babbage.", "Charles Babbage", "Charles Babbage"),
+    ("de", "Angela Merkel besuchte die Münchner Rück in München.", "Münchner Rück", "Münchner Rück"),
+    ("ru", "Владимир Путин посетил Москву вчера.", "Москву", "Москву"),
+    ("zh", "阿里巴巴总部位于杭州。", "杭州", "杭州"),
+    ("ja", "トヨタ自動車は愛知県豊田市に本社を置く。", "自動", "自動車"),  # expands to the whole token
+    ("ko", "삼성전자는 서울에 본사를 두고 있다.", "삼성전자", "삼성전자는"),  # Korean particles attach to words
+    ("zh", "马云创立了阿里巴巴", "阿里", "阿里"),
+])
+def test_token_spans_in_many_languages(lang, text, mention, expected):
+    nlp = _blank(lang)
+    doc = nlp(text)
+    (start, end), = StringAligner(text).occurrences(mention)[:1]
+    span = token_span(doc, start, end, "X", mode="expand")
+    assert span is not None and span.text == expected and span.label_ == "X"
+
+
+def test_jieba_segmentation_expands_to_words():
+    pytest.importorskip("jieba")
+    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
+    doc = nlp("马云创立了阿里巴巴集团")
+    start = doc.text.index("阿里")
+    span = token_span(doc, start, start + 2, "ORG", mode="expand")
+    assert span is not None and span.text.startswith("阿里") and len(span.text) >= 2
+    assert token_span(doc, start, start + 2, "ORG", mode="strict") is None or span.text == "阿里"
+
+
+def test_strict_mode_refuses_partial_tokens():
+    doc = spacy.blank("en")("Ada Lovelaces wrote.")
+    assert token_span(doc, 4, 12, "PER", mode="strict") is None
+    assert token_span(doc, 4, 12, "PER", mode="expand").text == "Lovelaces"

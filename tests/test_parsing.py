@@ -1,0 +1,108 @@
+import pytest
+
+from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
+from spacy_codeie.parsing import CodeParser, ListScanner, split_items
+from spacy_codeie.schema import schema_from_mapping
+
+from conftest import PAPER_SCHEMA
+
+SCHEMA = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+
+
+@pytest.fixture
+def parser():
+    return CodeParser(SCHEMA)
+
+
+FULL = [
+    EntityInstance("PERSON", "Ada Lovelace"),
+    EntityInstance("ORG", "Babbage Labs"),
+    RelationInstance("WORKS_FOR", Mention("Ada Lovelace", "PERSON"), Mention("Babbage Labs", "ORG")),
+    EventInstance("ACQUISITION", "bought", (("buyer", Mention("Acme Corp", "ORG")),
+                                            ("target", Mention("Babbage Labs", "ORG")))),
+]
+BODY = ('\n\tPerson("Ada Lovelace"),\n\tOrg("Babbage Labs"),\n\tWorksFor(Person("Ada Lovelace"), Org("Babbage Labs")),'
+        '\n\tAcquisition(trigger="bought", buyer=[Org("Acme Corp")], target=[Org("Babbage Labs")])\n]')
+
+
+@pytest.mark.parametrize("text", [
+    BODY,
+    "results = [" + BODY,
+    "Sure! Here it is:\n```python\nresults = [" + BODY + "\n```\nHope this helps.",
+    "results=[" + BODY + "\nprint(results)",
+])
+def test_accepted_forms(parser, text):
+    result = parser.parse(text)
+    assert result.instances == FULL
+    assert not result.truncated and result.rejected == 0
+
+
+def test_keyword_and_generic_forms(parser):
+    text = ('WorksFor(head_entity=Entity("Ada"), tail_entity="Acme"), Person(name="Ada"), '
+            'Acquisition("bought", buyer=Org("Acme"))]')
+    result = parser.parse(text)
+    assert result.instances == [
+        RelationInstance("WORKS_FOR", Mention("Ada", "PERSON"), Mention("Acme", "ORG")),
+        EntityInstance("PERSON", "Ada"),
+        EventInstance("ACQUISITION", "bought", (("buyer", Mention("Acme", "ORG")),)),
+    ]
+
+
+def test_truncated_list_keeps_complete_items(parser):
+    result = parser.parse('\n\tPerson("Ada"),\n\tOrg("Acme"),\n\tWorksFor(Person("Ada"), Org("Ac')
+    assert result.instances == [EntityInstance("PERSON", "Ada"), EntityInstance("ORG", "Acme")]
+    assert result.truncated and result.unparseable == 1
+
+
+def test_broken_items_are_counted_not_fatal(parser):
+    text = ('Person("Ada"), Person(Ada), Company("X"), WorksFor(Person("Ada")), '
+            'Acquisition(trigger="bought", seller=[Org("A")], buyer=[Person("B")]), Org("Acme") Org("B"), ]')
+    result = parser.parse(text)
+    assert result.instances == [EntityInstance("PERSON", "Ada"), EventInstance("ACQUISITION", "bought", ())]
+    assert result.unknown_class == 1  # Company
+    assert result.bad_arguments == 3  # Person(Ada), one-argument relation, buyer typed Person
+    assert result.unknown_role == 1  # seller
+    assert result.unparseable == 1  # two calls without a comma
+    assert not result.truncated
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "I cannot help with that.", "]]]", "results = [[[[[[",
+                                  "(" * 5000 + ")" * 5000 + "]", "\x00\x01\ufffd]"])
+def test_garbage_never_raises(parser, text):
+    result = parser.parse(text)
+    assert result.instances == []
+
+
+def test_hostile_code_is_never_run(parser, tmp_path):
+    marker = tmp_path / "pwned"
+    text = (f'__import__("os").system("touch {marker}"), Person(__import__("os").system("touch {marker}")), '
+            f'exec("open(\'{marker}\', \'w\')"), Person("Ada")]')
+    result = parser.parse(text)
+    assert not marker.exists()
+    assert result.instances == [EntityInstance("PERSON", "Ada")]
+    assert result.unknown_class == 2 and result.bad_arguments == 1
+
+
+def test_strings_with_brackets_and_quotes(parser):
+    result = parser.parse('Org("Acme ] (Holdings), Inc."), Person(\'O\\\'Brien\'), Person("Say \\"hi\\"\\n")]')
+    assert [i.text for i in result.instances] == ["Acme ] (Holdings), Inc.", "O'Brien", 'Say "hi"\n']
+    assert not result.truncated
+
+
+def test_empty_list(parser):
+    result = parser.parse("]")
+    assert result.instances == [] and not result.truncated and not result.empty
+    assert parser.parse("results = []").instances == []
+
+
+def test_scanner_closes_on_the_outer_bracket_only():
+    scanner = ListScanner()
+    scanner.feed_text('Acquisition(trigger="x", buyer=[Org("a]")])')
+    assert not scanner.closed
+    scanner.feed_text("\n]")
+    assert scanner.closed
+
+
+def test_split_items_ignores_separators_inside_calls():
+    items, closed = split_items('A(1,\n 2), B("x,\\ny")\nC()]')
+    assert items == ["A(1,\n 2)", 'B("x,\\ny")', "C()"] and closed

@@ -1,0 +1,161 @@
+import json
+
+import pytest
+import spacy
+
+from spacy_codeie.errors import SchemaError
+from spacy_codeie.schema import ANY_ENTITY, schema_from_dict, schema_from_file, schema_from_json, schema_from_mapping
+from spacy_codeie.schema.types import class_name_from_label, parameter_name_from_role
+
+ONTOLOGY = '''
+from typing import List, Union
+from spacy_codeie import Entity, Relation, Event
+
+class Person(Entity):
+    """
+    Description: a human being.
+    Examples: Ada Lovelace, Alan Turing
+    """
+    label = "PERSON"
+
+class Org(Entity):
+    """A company, agency or institution."""
+    label = "ORG"
+
+class Scientist(Person):
+    """Description: a person who does science."""
+
+class WorksFor(Relation):
+    """
+    Description: employment.
+    Examples: (Ada Lovelace, Babbage Labs), (Alan Turing, NPL)
+    """
+    label = "WORKS_FOR"
+    def __init__(self, head_entity: Person, tail_entity: Org): ...
+
+class Knows(Relation):
+    head: Union[Person, Scientist]
+    tail: Person
+
+class Acquisition(Event):
+    """Description: one organisation buys another.
+    Examples: bought, acquired"""
+    label = "ACQUISITION"
+    def __init__(self, trigger: str, buyer: List[Org], target: List["Org"], place: List[Entity] = []): ...
+
+__import__("os").system("echo this file must never run")
+'''
+
+
+def test_dict_schema_derives_class_names_and_roles():
+    schema = schema_from_dict(
+        entities={"PERSON": "a human being", "ORG": {"description": "a company", "examples": ["Acme"]}},
+        relations={"WORKS_FOR": {"head": "PERSON", "tail": ["ORG"], "description": "employment"}},
+        events={"ACQUISITION": {"roles": {"buyer": ["ORG"], "Attack-Pattern": None}}},
+    )
+    assert [e.class_name for e in schema.entities] == ["Person", "Org"]
+    assert schema.relations[0].class_name == "WorksFor"
+    assert schema.relations[0].head == ("PERSON",) and schema.relations[0].tail == ("ORG",)
+    roles = schema.events[0].roles
+    assert [(r.name, r.parameter, r.types) for r in roles] == [
+        ("buyer", "buyer", ("ORG",)), ("Attack-Pattern", "attack_pattern", (ANY_ENTITY,))]
+    assert schema.entities[1].examples == ("Acme",)
+
+
+def test_schema_file_is_read_not_run(tmp_path, capfd):
+    path = tmp_path / "ontology.py"
+    path.write_text(ONTOLOGY, encoding="utf8")
+    schema = schema_from_file(path)
+    assert capfd.readouterr().out == ""
+    assert [e.label for e in schema.entities] == ["PERSON", "ORG", "Scientist"]
+    person = schema.entities[0]
+    assert person.description == "a human being." and person.examples == ("Ada Lovelace", "Alan Turing")
+    assert schema.entities[1].description == "A company, agency or institution."
+    works_for, knows = schema.relations
+    assert (works_for.label, works_for.head, works_for.tail) == ("WORKS_FOR", ("PERSON",), ("ORG",))
+    assert works_for.examples == (("Ada Lovelace", "Babbage Labs"), ("Alan Turing", "NPL"))
+    assert knows.head == ("PERSON", "Scientist") and knows.tail == ("PERSON",)
+    event = schema.events[0]
+    assert event.examples == ("bought", "acquired")
+    assert [(r.name, r.types) for r in event.roles] == [("buyer", ("ORG",)), ("target", ("ORG",)), ("place", ("Entity",))]
+
+
+def test_dict_round_trip_through_json(tmp_path):
+    schema = schema_from_dict(entities={"PER": "person", "LOC": "place"},
+                              relations={"LIVES_IN": {"head": "PER", "tail": "LOC", "examples": [["Ada", "London"]]}},
+                              events={"MOVE": {"roles": {"mover": ["PER"]}, "examples": ["moved"]}})
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps(schema.to_dict()), encoding="utf8")
+    assert schema_from_json(path) == schema
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"entities": {"PER": "x"}, "relations": {"R": {"head": "PER", "tail": "ORG"}}}, "tail type 'ORG'"),
+        ({"entities": {"PER": "x"}, "events": {"E": {"roles": {"agent": ["ORG"]}}}}, "has type 'ORG'"),
+        ({"entities": {"PER": "x", "per": "y"}}, "both become the class 'Per'"),
+        ({"entities": {"123": "x"}}, "cannot become a Python class name"),
+        ({"entities": {"Entity": "x"}}, "reserved"),
+        ({}, "defines no entity"),
+        ({"entities": {"PER": {"desc": "x"}}}, "unknown field"),
+        ({"events": {"E": {"roles": {"trigger": None}}}}, "cannot become a Python parameter"),
+        ({"entities": {"PER": "x"}, "nodes": {}}, "unknown field"),
+    ],
+)
+def test_invalid_schemas_say_what_to_fix(data, message):
+    with pytest.raises(SchemaError, match=message):
+        schema_from_mapping(data)
+
+
+def test_explicit_class_name_rescues_a_label():
+    schema = schema_from_dict(entities={"123": {"class_name": "Number123"}})
+    assert schema.entities[0].class_name == "Number123"
+
+
+def test_file_schema_errors(tmp_path):
+    bad_type = tmp_path / "bad.py"
+    bad_type.write_text("from spacy_codeie import Entity, Relation\nclass P(Entity): pass\n"
+                        "class R(Relation):\n    head: P\n    tail: Company\n", encoding="utf8")
+    with pytest.raises(SchemaError, match="'Company' is not an entity class"):
+        schema_from_file(bad_type)
+    orphan = tmp_path / "orphan.py"
+    orphan.write_text("class P: pass\n", encoding="utf8")
+    with pytest.raises(SchemaError, match="derives from none of"):
+        schema_from_file(orphan)
+    broken = tmp_path / "broken.py"
+    broken.write_text("class P(Entity):\n  pass(\n", encoding="utf8")
+    with pytest.raises(SchemaError, match="not valid Python"):
+        schema_from_file(broken)
+    with pytest.raises(SchemaError, match="does not exist"):
+        schema_from_file(tmp_path / "missing.py")
+
+
+@pytest.mark.parametrize("label, name", [("PERSON", "Person"), ("WORKS_FOR", "WorksFor"), ("GPE.NAM", "GpeNam"),
+                                         ("Adverse_event", "AdverseEvent"), ("人名", "人名"), ("iPhone", "IPhone")])
+def test_class_names_from_labels(label, name):
+    assert class_name_from_label(label) == name
+
+
+def test_role_names():
+    assert parameter_name_from_role("Subject.Age") == "subject_age"
+    assert parameter_name_from_role("obj-org") == "obj_org"
+
+
+def test_shared_label_files_load(tmp_path):
+    from conftest import SHARED_DATA
+
+    files = sorted(SHARED_DATA.glob("*/labels.json"))
+    if not files:
+        pytest.skip("shared data not present")
+    for path in files:
+        schema = schema_from_json(path)
+        assert not schema.is_empty, path
+
+
+def test_bad_schema_fails_at_add_pipe():
+    nlp = spacy.blank("en")
+    with pytest.raises(SchemaError, match="relation 'R' has head type 'X'"):
+        nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
+                                                  "entities": {"A": "a"}, "relations": {"R": {"head": "X", "tail": "A"}}},
+                                       "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}})
