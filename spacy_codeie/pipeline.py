@@ -178,6 +178,8 @@ class CodeIE(Pipe):
             units = [list(schema.types)]
         groups = []
         for types in units:
+            if not types:
+                continue
             size = limit or len(types)
             for i in range(0, len(types), size):
                 groups.append(types[i: i + size])

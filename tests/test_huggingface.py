@@ -1,0 +1,134 @@
+import pytest
+import spacy
+
+from spacy_codeie.errors import ModelLoadError, PromptTooLongError
+from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed, cut_at_list_close, split_knowcoder_prompt
+from spacy_codeie.prompting import KnowCoderPrompt
+
+from conftest import PAPER_SCHEMA
+
+
+@pytest.fixture(scope="module")
+def prompts():
+    from spacy_codeie.schema import schema_from_mapping
+
+    schema = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    style = KnowCoderPrompt()
+    texts = ["Ada.", "Ada Lovelace worked for Babbage Labs in London for many years.", "Acme bought Babbage Labs.",
+             "Short one.", "北京大学 is in 北京."]
+    return [style.render_prompt(schema, t) for t in texts]
+
+
+def test_batched_generation_equals_one_by_one_in_input_order(tiny_model_dir, prompts):
+    batched = HuggingFaceModel(str(tiny_model_dir), batch_size=4, max_new_tokens=12)
+    single = HuggingFaceModel(str(tiny_model_dir), batch_size=1, max_new_tokens=12)
+    assert batched.generate(prompts) == single.generate(prompts)
+    assert batched.generate(prompts[::-1]) == single.generate(prompts)[::-1]
+
+
+def test_spacy_llm_contract_one_list_per_doc(tiny_model_dir, prompts):
+    model = HuggingFaceModel(str(tiny_model_dir), batch_size=3, max_new_tokens=4)
+    out = model([prompts[:2], [], prompts[2:]])
+    assert [len(x) for x in out] == [2, 0, 3]
+    assert all(isinstance(t, str) for doc in out for t in doc)
+
+
+def test_component_with_a_real_local_model(tiny_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": {
+        "@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_model_dir), "max_new_tokens": 8}})
+    docs = list(nlp.pipe(["Ada worked for Acme.", "", "Babbage Labs."]))
+    assert [d.text for d in docs] == ["Ada worked for Acme.", "", "Babbage Labs."]
+    assert docs[0].user_data["codeie_diagnostics"]["prompts"] == 1
+
+
+def test_stops_when_the_list_closes(tiny_model_dir):
+    model = HuggingFaceModel(str(tiny_model_dir))
+    tok = model.tokenizer
+    criteria = _ListClosed(tok, [True, False])
+    text = 'Acquisition(trigger="x", buyer=[Org("a]b")]),\n]'
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    import torch
+
+    seen = []
+    for n in range(1, len(ids) + 1):
+        row = torch.tensor([ids[:n], ids[:n]])
+        seen.append(criteria(row, None).tolist())
+    assert seen[-1] == [True, False]
+    assert all(not flags[0] for flags in seen[:-1])
+    assert cut_at_list_close(text + '\nprint("more")') == text
+
+
+def test_chat_template_wraps_system_user_and_prefill(tiny_chat_model_dir):
+    model = HuggingFaceModel(str(tiny_chat_model_dir), max_new_tokens=4)
+    assert model.chat_template
+    text = model.format_prompt("SYSTEM\nInput:\nclass A: pass\nOutput:\nresults = [")
+    assert text == "<s>system\nSYSTEM</s>\n<s>user\nclass A: pass</s>\n<s>assistant\nresults = ["
+    assert split_knowcoder_prompt("no markers") == (None, "no markers", "")
+    plain = HuggingFaceModel(str(tiny_chat_model_dir), chat_template=False)
+    assert plain.format_prompt("x") == "x"
+
+
+def test_chat_template_asked_for_but_missing(tiny_model_dir):
+    with pytest.raises(ModelLoadError, match="no chat template"):
+        HuggingFaceModel(str(tiny_model_dir), chat_template=True)
+
+
+def test_prompt_longer_than_context_is_an_error_not_a_truncation(tiny_model_dir, prompts):
+    model = HuggingFaceModel(str(tiny_model_dir), model_kwargs={"max_position_embeddings": 64})
+    with pytest.raises(PromptTooLongError, match="window_size"):
+        model.generate(prompts[:1])
+
+
+def test_lora_adapter_is_loaded(tiny_model_dir, tmp_path, prompts):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    plain = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=8)
+    adapted = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "adapter"), max_new_tokens=8)
+    assert type(adapted.model).__name__.startswith("Peft")
+    assert adapted.generate(prompts) != plain.generate(prompts)
+    with pytest.raises(ModelLoadError, match="adapter_config.json"):
+        HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path))
+
+
+@pytest.mark.parametrize("name, message", [
+    ("/no/such/folder", "does not exist"),
+    ("./models/missing", "does not exist"),
+    ("", "empty"),
+])
+def test_missing_model_path_fails_at_add_pipe(name, message):
+    nlp = spacy.blank("en")
+    with pytest.raises(ModelLoadError, match=message):
+        nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA,
+                                       "model": {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": name}})
+
+
+def test_uncached_hub_id_offline_says_what_to_do(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="Could not load the model"):
+        HuggingFaceModel("nobody-here/no-such-model-xyz")
+
+
+@pytest.mark.parametrize("kwargs, message", [({"device": "cuda:0"}, "no CUDA"), ({"dtype": "float99"}, "not a torch dtype"),
+                                             ({"batch_size": 0}, "batch_size"), ({"max_new_tokens": 0}, "max_new_tokens")])
+def test_bad_backend_settings(tiny_model_dir, kwargs, message):
+    import torch
+
+    if kwargs.get("device") and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ModelLoadError, match=message):
+        HuggingFaceModel(str(tiny_model_dir), **kwargs)
+
+
+def test_cpu_defaults_and_progress_bar(tiny_model_dir, prompts, capsys):
+    import torch
+
+    model = HuggingFaceModel(str(tiny_model_dir), progress=True, max_new_tokens=2)
+    if not torch.cuda.is_available():
+        assert model.device == "cpu" and model.dtype == torch.float32
+    model.generate(prompts)
+    assert "codeie generate" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+import pytest
+import spacy
+from spacy.training import Example
+
+from spacy_codeie.annotations import register_extensions, set_event_records, set_relation_records
+from spacy_codeie.scoring import score_codeie
+
+TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought."
+ADA, BABBAGE, ACME, BOUGHT = (0, 12), (24, 36), (44, 53), (54, 60)
+
+
+def make_doc(nlp, ents, rels=(), events=(), diag=None):
+    doc = nlp.make_doc(TEXT)
+    spans = [doc.char_span(s, e, label) for (s, e), label in ents]
+    doc.ents = spans
+    set_relation_records(doc, [{"head": [*h, hl], "tail": [*t, tl], "label": l} for h, hl, t, tl, l in rels])
+    set_event_records(doc, [{"trigger": list(tr), "label": l, "arguments": [[*a, role, ""] for a, role in args]}
+                            for tr, l, args in events])
+    if diag:
+        doc.user_data["codeie_diagnostics"] = diag
+    return doc
+
+
+@pytest.fixture
+def nlp():
+    register_extensions()
+    return spacy.blank("en")
+
+
+def test_strict_scores(nlp):
+    gold = make_doc(nlp, [(ADA, "PER"), (BABBAGE, "ORG"), (ACME, "ORG")],
+                    rels=[(ADA, "PER", BABBAGE, "ORG", "WORKS_FOR")],
+                    events=[(BOUGHT, "BUY", [(ACME, "buyer"), (BABBAGE, "target")])])
+    pred = make_doc(nlp, [(ADA, "PER"), (BABBAGE, "PER")],  # wrong type for Babbage
+                    rels=[(ADA, "PER", BABBAGE, "PER", "WORKS_FOR")],  # boundary right, strict wrong
+                    events=[(BOUGHT, "BUY", [(ACME, "target"), (BABBAGE, "target")])],  # one role wrong
+                    diag={"instances": 8, "unparseable": 1, "unknown_class": 1, "bad_arguments": 0,
+                          "unknown_role": 0, "mentions": 10, "hallucinated": 2, "prompts": 4, "truncated": 1})
+    s = score_codeie([Example(pred, gold)], spans_key="nope")
+    assert s["ents_p"] == 0.5 and s["ents_r"] == pytest.approx(1 / 3)
+    assert s["ents_per_type"]["PER"] == {"p": 0.5, "r": 1.0, "f": pytest.approx(2 / 3)}
+    assert s["codeie_rel_strict_f"] == 0.0 and s["codeie_rel_boundary_f"] == 1.0
+    assert s["codeie_trigger_id_f"] == 1.0 and s["codeie_trigger_cls_f"] == 1.0
+    assert s["codeie_arg_id_f"] == 1.0 and s["codeie_arg_cls_f"] == 0.5
+    assert s["codeie_parse_error_rate"] == pytest.approx(2 / 10)
+    assert s["codeie_hallucination_rate"] == pytest.approx(0.2)
+    assert s["codeie_truncated_rate"] == 0.25
+
+
+def test_nothing_to_score_gives_none_not_zero(nlp):
+    doc = make_doc(nlp, [])
+    s = score_codeie([Example(doc, doc)])
+    assert s["ents_f"] is None and s["codeie_rel_strict_f"] is None and s["codeie_arg_cls_f"] is None
+
+
+def test_registered_scorer_is_the_component_default():
+    from spacy.util import registry
+
+    assert registry.scorers.get("spacy_codeie.scorer.v1")() is score_codeie
