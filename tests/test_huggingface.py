@@ -64,7 +64,11 @@ def test_chat_template_wraps_system_user_and_prefill(tiny_chat_model_dir):
     assert model.chat_template
     text = model.format_prompt("SYSTEM\nInput:\nclass A: pass\nOutput:\nresults = [")
     assert text == "<s>system\nSYSTEM</s>\n<s>user\nclass A: pass</s>\n<s>assistant\nresults = ["
-    assert split_knowcoder_prompt("no markers") == (None, "no markers", "")
+    assert split_knowcoder_prompt("no markers") == ([{"role": "user", "content": "no markers"}], "")
+    messages, prefill = split_knowcoder_prompt("S\nInput:\nq1\nOutput:\nresults = [a]\nInput:\nq2\nOutput:\nresults = [")
+    assert messages == [{"role": "system", "content": "S"}, {"role": "user", "content": "q1"},
+                        {"role": "assistant", "content": "results = [a]"}, {"role": "user", "content": "q2"}]
+    assert prefill == "results = ["
     plain = HuggingFaceModel(str(tiny_chat_model_dir), chat_template=False)
     assert plain.format_prompt("x") == "x"
 

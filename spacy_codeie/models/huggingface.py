@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -68,17 +69,25 @@ def _pick_dtype(dtype: Optional[str], device: str):
     return value
 
 
-def split_knowcoder_prompt(prompt: str) -> Tuple[Optional[str], str, str]:
-    """(system, user message, assistant prefill) of a KnowCoder-style prompt, for chat templates."""
-    out_at = prompt.rfind(OUTPUT_MARKER)
-    if out_at < 0:
-        return None, prompt, ""
-    head, prefill = prompt[:out_at], prompt[out_at + len(OUTPUT_MARKER):]
-    in_at = head.find(INPUT_MARKER)
-    if in_at < 0:
-        return None, head, prefill
-    system = head[:in_at].rstrip("\n") or None
-    return system, head[in_at + len(INPUT_MARKER):], prefill
+_TURN = re.compile("(" + re.escape("\n" + INPUT_MARKER) + "|" + re.escape(OUTPUT_MARKER) + ")")
+
+
+def split_knowcoder_prompt(prompt: str) -> Tuple[List[Dict[str, str]], str]:
+    """Chat messages and the assistant prefill of a KnowCoder-style prompt.
+
+    '{system}\nInput:\n{q1}\nOutput:\n{a1}\nInput:\n{q2}\nOutput:\n{prefill}' becomes a system message, user
+    and assistant turns, and the prefill that starts the last answer. Prompts without the markers become one
+    user message.
+    """
+    text = "\n" + prompt if prompt.startswith(INPUT_MARKER) else prompt
+    pieces = _TURN.split(text)
+    if len(pieces) < 5 or pieces[-2] != OUTPUT_MARKER:
+        return [{"role": "user", "content": prompt}], ""
+    messages = [{"role": "system", "content": pieces[0]}] if pieces[0].strip() else []
+    for marker, content in zip(pieces[1:-2:2], pieces[2:-2:2]):
+        role = "user" if marker.endswith(INPUT_MARKER) else "assistant"
+        messages.append({"role": role, "content": content.rstrip("\n")})
+    return messages, pieces[-1]
 
 
 class _ListClosed:
@@ -192,8 +201,7 @@ class HuggingFaceModel:
         """The text actually tokenized: the prompt itself, or it wrapped in the tokenizer's chat template."""
         if not self.chat_template:
             return prompt
-        system, user, prefill = split_knowcoder_prompt(prompt)
-        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        messages, prefill = split_knowcoder_prompt(prompt)
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return text + prefill
 

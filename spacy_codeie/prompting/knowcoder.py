@@ -171,27 +171,37 @@ class KnowCoderPrompt:
             f"Please instantiate all the corresponding {kind} Objects in the following sentence."
         )
 
-    def render_demonstrations(self, schema: Schema) -> str:
-        """Solved examples shown before the sentence, limited to the types this schema (group) has."""
+    def demonstration_turns(self, schema: Schema) -> List[Tuple[str, str]]:
+        """Solved examples as (sentence, completion) pairs, limited to the types this schema (group) has."""
         known = {t.label for t in schema.types}
-        parts = []
+        turns = []
         for text, instances in self.demonstrations:
             kept = [i for i in instances if i.label in known and _mentions_known(i, schema)]
-            parts.append(f"sentence = {python_string_literal(text)}\n{COMPLETION_PREFIX}"
-                         f"{self.render_completion(schema, kept)}\n\n")
-        return "".join(parts)
+            turns.append((text, self.render_completion(schema, kept)))
+        return turns
 
     def render_query(self, schema: Schema, text: str) -> str:
-        """The `Input:` part: class definitions, instruction, any demonstrations and the sentence."""
+        """The first `Input:` part: class definitions, instruction and a sentence."""
         return (
             f"{self.render_schema(schema)}\n\"\"\"\n{self.render_instruction(schema)}\n\"\"\"\n"
-            f"{self.render_demonstrations(schema)}sentence = {python_string_literal(text)}\n"
+            f"sentence = {python_string_literal(text)}\n"
         )
 
     def render_prompt(self, schema: Schema, text: str) -> str:
-        """The full prompt, ending where the model writes the list items."""
+        """The full prompt, ending where the model writes the list items.
+
+        Demonstrations come as earlier Input/Output exchanges (the classes are shown once, in the first), so
+        a chat model sees them as previous turns and a plain model as a few-shot continuation.
+        """
         head = f"{self.system_prompt}\n" if self.system_prompt else ""
-        return f"{head}{INPUT_MARKER}{self.render_query(schema, text)}{OUTPUT_MARKER}{COMPLETION_PREFIX}"
+        turns = self.demonstration_turns(schema)
+        sentences = [t for t, _ in turns] + [text]
+        parts = []
+        for i, sentence in enumerate(sentences):
+            query = self.render_query(schema, sentence) if i == 0 else f"sentence = {python_string_literal(sentence)}\n"
+            answer = turns[i][1] + "\n" if i < len(turns) else ""
+            parts.append(f"{INPUT_MARKER}{query}{OUTPUT_MARKER}{COMPLETION_PREFIX}{answer}")
+        return head + "".join(parts)
 
     # ---- instances -> code ------------------------------------------------------------------
     def _mention(self, schema: Schema, mention: Mention) -> str:

@@ -1,0 +1,52 @@
+"""Extract entities, relations and events from a few texts with the embedded default model (offline, CPU).
+
+Run with `make demo`. The default is SmolLM2-135M-Instruct, not fine-tuned for this format yet: one solved
+demonstration in the prompt teaches it the format; expect the answers of a 135M model.
+"""
+import spacy
+
+SCHEMA = {
+    "@misc": "spacy_codeie.schema_from_dict.v1",
+    "entities": {"PERSON": "a human being", "ORG": "a company, agency or institution", "LOC": "a place"},
+    "relations": {"WORKS_FOR": {"head": "PERSON", "tail": "ORG", "description": "the person is employed by the org"}},
+    "events": {"ACQUISITION": {"description": "one organisation buys another",
+                               "roles": {"buyer": ["ORG"], "target": ["ORG"]}}},
+}
+DEMONSTRATION = {
+    "text": "Marie Curie taught at the Sorbonne in Paris before Pathe bought Gaumont.",
+    "entities": [{"text": "Marie Curie", "label": "PERSON"}, {"text": "Sorbonne", "label": "ORG"},
+                 {"text": "Paris", "label": "LOC"}, {"text": "Pathe", "label": "ORG"},
+                 {"text": "Gaumont", "label": "ORG"}],
+    "relations": [{"head": {"text": "Marie Curie", "label": "PERSON"}, "tail": {"text": "Sorbonne", "label": "ORG"},
+                   "label": "WORKS_FOR"}],
+    "events": [{"trigger": "bought", "label": "ACQUISITION",
+                "arguments": [{"text": "Pathe", "role": "buyer", "label": "ORG"},
+                              {"text": "Gaumont", "role": "target", "label": "ORG"}]}],
+}
+TEXTS = [
+    "Tim Cook is the chief executive of Apple in Cupertino.",
+    "Microsoft bought GitHub in 2018.",
+    "Angela Merkel visited Siemens in Munich.",
+]
+
+
+def main() -> None:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={
+        "schema": SCHEMA,
+        "prompt": {"@misc": "spacy_codeie.KnowCoderPrompt.v1", "demonstrations": [DEMONSTRATION]},
+        "model": {"@llm_models": "spacy_codeie.DefaultModel.v1", "max_new_tokens": 96, "progress": True},
+    })
+    for doc in nlp.pipe(TEXTS):
+        print(f"\n{doc.text}")
+        print("  entities: ", [(e.text, e.label_) for e in doc.ents])
+        print("  relations:", [(r.head.text, r.label, r.tail.text) for r in doc._.relations])
+        print("  events:   ", [(e.label, e.trigger.text, {k: [s.text for s in v] for k, v in e.arguments.items()})
+                               for e in doc._.events])
+        diag = doc.user_data["codeie_diagnostics"]
+        print(f"  diagnostics: {diag['instances']} instances, {diag['hallucinated']} hallucinated, "
+              f"{diag['unparseable'] + diag['unknown_class'] + diag['bad_arguments']} rejected")
+
+
+if __name__ == "__main__":
+    main()
