@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from spacy_codeie.cli import main
+
+from conftest import shared_file
+
+SCHEMA_PY = '''from spacy_codeie import Entity, Relation
+class Person(Entity):
+    """A human being."""
+    label = "Peop"
+class Org(Entity):
+    """An organisation."""
+    label = "Org"
+'''
+
+
+@pytest.fixture
+def schema_file(tmp_path):
+    path = tmp_path / "schema.py"
+    path.write_text(SCHEMA_PY, encoding="utf8")
+    return path
+
+
+def test_extract_text_file_with_a_local_model(tiny_model_dir, schema_file, tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("Ada worked for Acme.\n\nBabbage Labs is in London.\n", encoding="utf8")
+    out = tmp_path / "out.jsonl"
+    code = main(["extract", str(src), str(out), "--schema", str(schema_file), "--model", str(tiny_model_dir),
+                 "--max-new-tokens", "4"])
+    assert code == 0
+    records = [json.loads(line) for line in out.read_text(encoding="utf8").splitlines()]
+    assert [r["text"] for r in records] == ["Ada worked for Acme.", "", "Babbage Labs is in London."]
+    assert [r["id"] for r in records] == ["0", "1", "2"]
+    assert all({"entities", "relations", "events", "diagnostics"} <= set(r) for r in records)
+    assert "codeie extract" in capsys.readouterr().err  # progress bar
+
+
+def test_evaluate_writes_table_and_json(tiny_model_dir, schema_file, tmp_path, capsys):
+    test = shared_file("conll04", "test")
+    out = tmp_path / "scores.json"
+    code = main(["evaluate", str(test), "--schema", str(schema_file), "--model", str(tiny_model_dir),
+                 "--limit", "3", "--max-new-tokens", "4", "--output", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Entities (all mentions)" in printed and "Parse-error rate" in printed
+    data = json.loads(out.read_text())
+    assert data["n_docs"] == 3 and "codeie_ents_f" in data["scores"]
+
+
+def test_roundtrip_and_convert(tmp_path, capsys):
+    test = shared_file("conll04", "test")
+    assert main(["roundtrip", str(test), "--schema", str(test.parent / "labels.json"), "--limit", "50"]) == 0
+    table = capsys.readouterr().out
+    f_score = float(next(line for line in table.splitlines() if line.startswith("Relations, strict")).split()[-1])
+    assert f_score > 90
+    out = tmp_path / "test.spacy"
+    assert main(["convert", str(test), str(out), "--limit", "10"]) == 0
+    assert out.is_file()
+
+
+def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
+    src = tmp_path / "in.txt"
+    src.write_text("x\n", encoding="utf8")
+    assert main(["extract", str(src), str(tmp_path / "o.jsonl"), "--schema", str(tmp_path / "none.py")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["extract", str(src), str(tmp_path / "o.jsonl")]) == 2
+    assert "--schema" in capsys.readouterr().err
