@@ -67,3 +67,29 @@ def test_errors_are_messages_not_tracebacks(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["extract", str(src), str(tmp_path / "o.jsonl")]) == 2
     assert "--schema" in capsys.readouterr().err
+
+
+def test_spacy_evaluate_on_a_saved_pipeline(tmp_path):
+    import subprocess
+    import sys
+
+    import spacy
+
+    from spacy_codeie.readers import jsonl_to_docbin
+
+    test = shared_file("conll04", "test")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={
+        "schema": {"@misc": "spacy_codeie.schema_from_json.v1", "path": str(test.parent / "labels.json")},
+        "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}})
+    nlp.initialize()
+    nlp.to_disk(tmp_path / "pipeline")
+    jsonl_to_docbin(test, nlp, limit=20).to_disk(tmp_path / "test.spacy")
+    out = tmp_path / "metrics.json"
+    run = subprocess.run([sys.executable, "-m", "spacy", "evaluate", str(tmp_path / "pipeline"),
+                          str(tmp_path / "test.spacy"), "--output", str(out)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    metrics = json.loads(out.read_text())
+    # the table model answers nothing it was not given: no predictions, and the scores say so
+    assert metrics["ents_r"] == 0.0 and metrics["codeie_rel_strict_r"] == 0.0
+    assert "NER R" in run.stdout
