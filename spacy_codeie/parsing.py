@@ -10,7 +10,7 @@ import ast
 import re
 from typing import List, Optional, Tuple
 
-from .instances import EntityInstance, EventInstance, Instance, Mention, ParseResult, RelationInstance
+from .instances import EntityInstance, EventInstance, Mention, ParseResult, RelationInstance
 from .schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
 
 _FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)

@@ -26,7 +26,7 @@ from .errors import CodeIEError
 from .parsing import CodeParser
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
-from .schema.types import EntityType, EventType, RelationType, Schema
+from .schema.types import Schema
 from .windows import split_windows
 
 logger = logging.getLogger("spacy_codeie")

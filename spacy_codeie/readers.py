@@ -7,7 +7,7 @@ text, role}]}]}. Offsets are code points into `text`, end exclusive.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Union
 
 import srsly
 from spacy.language import Language

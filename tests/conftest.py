@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
 
 import pytest
-import spacy
 from spacy_llm.registry import registry as llm_registry
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
