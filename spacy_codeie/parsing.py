@@ -134,7 +134,7 @@ class CodeParser:
             return
         found = self.schema.type_for_class(node.func.id)
         if isinstance(found, EntityType):
-            mention = self._mention(node, found.label)
+            mention = self._mention(node)
             if mention is None:
                 result.bad_arguments += 1
             else:
@@ -147,7 +147,7 @@ class CodeParser:
             result.unknown_class += 1
 
     @staticmethod
-    def _mention(call: ast.Call, label: str) -> Optional[str]:
+    def _mention(call: ast.Call) -> Optional[str]:
         """The string of `Cls("text")` or `Cls(name="text")`."""
         if len(call.args) == 1 and not call.keywords:
             return _string(call.args[0])
@@ -169,7 +169,7 @@ class CodeParser:
             label = self.schema.entity_label_for_class(name)
             if label is None or (ANY_ENTITY not in allowed and label not in allowed):
                 return None
-        text = self._mention(node, label or ANY_ENTITY)
+        text = self._mention(node)
         return Mention(text, label) if text is not None else None
 
     def _relation(self, call: ast.Call, rtype: RelationType, result: ParseResult) -> None:
