@@ -158,19 +158,15 @@ class CodeIE(Pipe):
     # ---- schema and its prompt groups ---------------------------------------------------------
     def _set_schema(self, schema: Schema) -> None:
         self.schema = schema
-        self.groups = self._make_groups(schema)
-        self.group_targets = [frozenset(t.label for t in types) for types in self._group_types(schema)]
+        # One prompt per group. A group also renders the entity classes its relations and roles refer to;
+        # `group_targets` holds the labels the group is asked for.
+        group_types = self._group_types(schema)
+        self.groups = [schema.subset(types) for types in group_types]
+        self.group_targets = [frozenset(t.label for t in types) for types in group_types]
         self._parsers = [CodeParser(group) for group in self.groups]
 
-    def _make_groups(self, schema: Schema) -> List[Schema]:
-        """Sub-schemas, one prompt each: per task if asked, at most max_types_per_prompt types each.
-
-        A group also renders the entity classes its relations and roles refer to; `group_targets` holds the
-        labels the group is asked for.
-        """
-        return [schema.subset(types) for types in self._group_types(schema)]
-
     def _group_types(self, schema: Schema) -> List[List[object]]:
+        """Types per prompt: per task if asked, at most max_types_per_prompt types each."""
         limit = self.cfg["max_types_per_prompt"]
         if self.cfg["task_split"] == "per_task":
             units = [list(schema.entities), list(schema.relations), list(schema.events)]
