@@ -88,6 +88,12 @@ class AlignmentResult:
     duplicates: int = 0  # strings generated more often than they occur
 
 
+def _inside_another(span: CharSpan, placed: List[CharSpan]) -> bool:
+    """Whether `span` lies within a different span already placed."""
+    start, end = span
+    return any(s <= start and end <= e and (s, e) != span for s, e in placed)
+
+
 class StringAligner:
     """Finds mention strings in one window of text and hands out their occurrences in order."""
 
@@ -132,7 +138,7 @@ class StringAligner:
     def _rank(self, span: CharSpan, taken: List[CharSpan]) -> Tuple[bool, bool, int]:
         """Prefer occurrences outside mentions already placed, then whole words, then text order."""
         start, end = span
-        inside_other = any(s <= start and end <= e and (s, e) != span for s, e in taken)
+        inside_other = _inside_another(span, taken)
         cuts_word = (start > 0 and self.text[start - 1].isalnum() and self.text[start].isalnum()) or (
             end < len(self.text) and self.text[end].isalnum() and self.text[end - 1].isalnum()
         )
@@ -226,7 +232,7 @@ def _align_event(inst: EventInstance, aligner: StringAligner, candidates, neares
         # a string named twice takes two places; a place inside another argument comes last; then distance
         chosen = min(found, key=lambda a: (
             (a.start, a.end) in placed,
-            any(s <= a.start and a.end <= e and (s, e) != (a.start, a.end) for s, e in placed),
+            _inside_another((a.start, a.end), placed),
             abs(a.start - trigger[0]),
             a.start,
         ))

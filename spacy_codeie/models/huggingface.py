@@ -6,7 +6,6 @@ Hugging Face models do not.
 """
 from __future__ import annotations
 
-import logging
 import os
 import re
 from pathlib import Path
@@ -16,7 +15,6 @@ from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
 from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER, OUTPUT_MARKER
 
-logger = logging.getLogger("spacy_codeie")
 _SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
 
 
