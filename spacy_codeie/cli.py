@@ -217,12 +217,20 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     _common(p, needs_model=False)
     p.set_defaults(func=cmd_convert)
+    from .training.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = make_parser().parse_args(argv)
+    args, extra = make_parser().parse_known_args(argv)
+    if extra and not getattr(args, "takes_overrides", False):
+        print(f"error: unrecognized arguments: {' '.join(extra)}", file=sys.stderr)
+        return 2
     try:
+        if getattr(args, "takes_overrides", False):
+            return args.func(args, extra)
         return args.func(args)
     except CodeIEError as err:
         print(f"error: {err}", file=sys.stderr)

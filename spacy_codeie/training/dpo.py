@@ -1,0 +1,192 @@
+"""ADELIE's second stage: preference pairs sampled from the SFT model, scored against gold, then DPO (trl).
+
+For each training prompt the SFT model samples several completions; each is run through the component's
+parser and aligner and scored against the gold annotation by the component's scorer. The best and the worst
+form a (chosen, rejected) pair when their scores differ by at least `margin`. DPO then continues training the
+SFT adapter against a frozen copy of it as the reference, so the model is pulled away from its own mistakes.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import srsly
+
+from ..errors import CodeIEError
+from .finetune import _forget_gguf_quantization, last_checkpoint, read_records
+from .plots import plot_loss
+
+SCORE_KEYS = ("codeie_ents_f", "codeie_rel_strict_f", "codeie_trigger_cls_f", "codeie_arg_cls_f")
+
+
+@dataclass(frozen=True)
+class DPOSettings:
+    samples: int = 4  # completions sampled per prompt
+    temperature: float = 0.9
+    top_p: float = 0.95
+    margin: float = 0.2  # least score difference between chosen and rejected
+    max_prompts: int = 0  # prompts sampled from (0: all records)
+    beta: float = 0.1
+    learning_rate: float = 5e-5
+    epochs: float = 1.0
+    max_steps: int = -1
+    batch_size: int = 2
+    gradient_accumulation: int = 4
+    max_length: int = 1400
+    save_steps: int = 50
+    logging_steps: int = 5
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.samples < 2:
+            raise CodeIEError("dpo.samples must be at least 2: pairs are formed from different samples.")
+        if not 0 <= self.margin <= 1:
+            raise CodeIEError("dpo.margin is a difference of F1 scores, between 0 and 1.")
+
+
+class _Fixed:
+    """A model answering every prompt with one completion (spacy-llm contract)."""
+
+    def __init__(self, completion: str):
+        self.completion = completion
+
+    def __call__(self, prompts):
+        return [[self.completion for _ in doc_prompts] for doc_prompts in prompts]
+
+
+class CompletionScorer:
+    """Scores a completion for an SFT record against the record's gold completion, with the component's code."""
+
+    def __init__(self) -> None:
+        self._components: Dict[Tuple[str, str], Any] = {}
+
+    def _component(self, record: Dict[str, Any]):
+        from ..cli import _blank
+        from ..pipeline import CodeIE
+        from ..schema.loaders import schema_from_mapping
+        from ..scoring import score_codeie
+
+        key = (record.get("lang") or "xx", json.dumps(record["schema"], sort_keys=True, ensure_ascii=False))
+        if key not in self._components:
+            nlp = _blank(key[0])
+            component = CodeIE(nlp.vocab, schema=schema_from_mapping(record["schema"]), model=_Fixed("]"),
+                               scorer=score_codeie)
+            self._components[key] = (nlp, component)
+        return self._components[key]
+
+    def annotate(self, record: Dict[str, Any], completion: str):
+        """The record's text annotated as if the model had answered `completion`."""
+        nlp, component = self._component(record)
+        component.model = _Fixed(completion)
+        return component(nlp.make_doc(record["text"]))
+
+    def score(self, record: Dict[str, Any], completion: str) -> float:
+        from spacy.training import Example
+
+        for key in ("text", "schema", "prompt", "completion"):
+            if key not in record:
+                raise CodeIEError(f"SFT record {record.get('id')!r} has no {key!r}; rebuild it with 'train-data'.")
+        _, component = self._component(record)
+        gold = self.annotate(record, record["completion"])
+        pred = self.annotate(record, completion)
+        scores = component.score([Example(pred, gold)])
+        values = [scores[k] for k in SCORE_KEYS if scores.get(k) is not None]
+        return sum(values) / len(values) if values else 1.0  # nothing to find, nothing found
+
+
+def preference_pairs(records: Sequence[Dict[str, Any]], samples: Sequence[Sequence[str]], margin: float,
+                     scorer: Optional[CompletionScorer] = None) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """(pairs {"prompt", "chosen", "rejected", scores}, stats): best vs worst sample per prompt."""
+    scorer = scorer or CompletionScorer()
+    pairs = []
+    stats = {"prompts": len(records), "pairs": 0, "below_margin": 0, "mean_best": 0.0, "mean_worst": 0.0}
+    for record, completions in zip(records, samples):
+        scored = sorted(((scorer.score(record, c), c) for c in completions), key=lambda x: -x[0])
+        (best, chosen), (worst, rejected) = scored[0], scored[-1]
+        stats["mean_best"] += best / max(1, len(records))
+        stats["mean_worst"] += worst / max(1, len(records))
+        if best - worst < margin or chosen == rejected:
+            stats["below_margin"] += 1
+            continue
+        pairs.append({"id": record.get("id"), "prompt": record["prompt"], "chosen": chosen, "rejected": rejected,
+                      "chosen_score": best, "rejected_score": worst})
+    stats["pairs"] = len(pairs)
+    return pairs, stats
+
+
+def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path: Union[str, Path],
+                 output: Union[str, Path], settings: Optional[DPOSettings] = None) -> Dict[str, Any]:
+    """Sample from the SFT model and write preference pairs (JSONL) to `output`."""
+    from .config import resolve_model
+
+    settings = settings or DPOSettings()
+    records = read_records(records_path)
+    if settings.max_prompts:
+        records = records[: settings.max_prompts]
+    backend = resolve_model({**model, "adapter": str(adapter)})
+    started = time.time()
+    samples = []
+    from tqdm.auto import tqdm
+
+    step = max(1, backend.batch_size // settings.samples)
+    for i in tqdm(range(0, len(records), step), desc="dpo sample", unit="batch", disable=not settings.progress):
+        chunk = records[i: i + step]
+        samples.extend(backend.sample([r["prompt"] for r in chunk], settings.samples,
+                                      temperature=settings.temperature, top_p=settings.top_p, seed=settings.seed + i))
+    pairs, stats = preference_pairs(records, samples, settings.margin)
+    stats["sampling_seconds"] = round(time.time() - started, 1)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    srsly.write_jsonl(output, [{**p, "prompt": p["prompt"]} for p in pairs])
+    return stats
+
+
+def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Union[str, Path],
+              output: Union[str, Path], settings: Optional[DPOSettings] = None) -> Dict[str, Any]:
+    """DPO on the pairs, continuing the SFT adapter; writes `<output>/adapter`, `dpo_log.json`, `loss.png`."""
+    import datasets
+    import torch
+    from peft import PeftModel
+    from trl import DPOConfig, DPOTrainer
+
+    from .config import resolve_model
+
+    settings = settings or DPOSettings()
+    output = Path(output)
+    pairs = list(srsly.read_jsonl(pairs_path)) if Path(pairs_path).is_file() else []
+    if not pairs:
+        raise CodeIEError(f"No preference pairs in {str(pairs_path)!r}: sample more prompts or lower dpo.margin.")
+    backend = resolve_model({k: v for k, v in model.items() if k != "adapter"})
+    if backend.gguf_file:
+        _forget_gguf_quantization(backend.model)
+    policy = PeftModel.from_pretrained(backend.model, str(adapter), is_trainable=True)
+    rows = [{"prompt": backend.format_prompt(p["prompt"]), "chosen": p["chosen"] + (backend.tokenizer.eos_token or ""),
+             "rejected": p["rejected"] + (backend.tokenizer.eos_token or "")} for p in pairs]
+    on_gpu = backend.device.startswith("cuda")
+    args = DPOConfig(
+        output_dir=str(output / "checkpoints"), beta=settings.beta, learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs, max_steps=settings.max_steps,
+        per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.gradient_accumulation,
+        max_length=settings.max_length, logging_steps=settings.logging_steps, save_steps=settings.save_steps,
+        save_total_limit=2, seed=settings.seed, report_to="none", use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=not settings.progress,
+    )
+    trainer = DPOTrainer(model=policy, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                         processing_class=backend.tokenizer)
+    resume = last_checkpoint(output / "checkpoints")
+    started = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    policy.save_pretrained(str(output / "adapter"), selected_adapters=["default"])
+    log = [e for e in trainer.state.log_history if "loss" in e]
+    summary = {"pairs": len(rows), "steps": trainer.state.global_step, "resumed_from": resume,
+               "seconds_this_run": round(time.time() - started, 1), "settings": asdict(settings),
+               "final_loss": log[-1]["loss"] if log else None}
+    (output / "dpo_log.json").write_text(json.dumps({"summary": summary, "log": trainer.state.log_history},
+                                                    indent=2, default=str), encoding="utf8")
+    if log:
+        plot_loss([(e["step"], e["loss"]) for e in log], output / "loss.png", title="DPO")
+    return summary

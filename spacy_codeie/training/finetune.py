@@ -1,0 +1,254 @@
+"""LoRA SFT of a causal LM on (prompt, completion) records, loss on the completion only.
+
+Prompts are tokenized by the inference backend's own `encode` (chat template and prefill included), and the
+completion separately, as the model will see them when it generates. A record longer than `max_length` is
+skipped and counted, never cut. Checkpoints go to `<output>/checkpoints`; rerunning resumes from the last.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from ..errors import CodeIEError
+from ..models.huggingface import HuggingFaceModel
+from .plots import plot_loss
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """KnowCoder's LoRA defaults (r=32, alpha=64) on every linear layer of the transformer blocks."""
+
+    r: int = 32
+    alpha: int = 64
+    dropout: float = 0.05
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+
+    def peft_config(self):
+        from peft import LoraConfig, TaskType
+
+        targets = self.target_modules if isinstance(self.target_modules, str) else list(self.target_modules)
+        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout, target_modules=targets,
+                          task_type=TaskType.CAUSAL_LM)
+
+
+@dataclass(frozen=True)
+class SFTSettings:
+    """Optimisation settings; KnowCoder's defaults (lr 3e-4, cosine) unless the config overrides them."""
+
+    learning_rate: float = 3e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    batch_size: int = 8
+    gradient_accumulation: int = 1
+    max_length: int = 2048  # longer records are skipped (and counted), never truncated
+    weight_decay: float = 0.0
+    save_steps: int = 50
+    logging_steps: int = 5
+    seed: int = 0
+    group_by_length: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.gradient_accumulation < 1:
+            raise CodeIEError("sft.batch_size and sft.gradient_accumulation must be at least 1.")
+        if self.learning_rate <= 0:
+            raise CodeIEError("sft.learning_rate must be positive.")
+        if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
+            raise CodeIEError("Set sft.epochs > 0, or sft.max_steps to a positive number of optimizer steps.")
+
+
+@dataclass
+class TokenizedRecords:
+    rows: List[Dict[str, List[int]]] = field(default_factory=list)
+    skipped_too_long: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+def completion_ids(backend: HuggingFaceModel, completion: str) -> List[int]:
+    """The completion's tokens plus the end-of-turn token, so the model also learns to stop."""
+    tokenizer = backend.tokenizer
+    ids = tokenizer(completion, add_special_tokens=False)["input_ids"]
+    if tokenizer.eos_token_id is not None:
+        ids = ids + [tokenizer.eos_token_id]
+    return ids
+
+
+def tokenize_records(backend: HuggingFaceModel, records: Sequence[Dict[str, Any]], max_length: int) -> TokenizedRecords:
+    out = TokenizedRecords()
+    for record in records:
+        prompt = backend.encode(record["prompt"])
+        completion = completion_ids(backend, record["completion"])
+        if len(prompt) + len(completion) > max_length:
+            out.skipped_too_long += 1
+            continue
+        out.prompt_tokens += len(prompt)
+        out.completion_tokens += len(completion)
+        out.rows.append({"input_ids": prompt + completion, "labels": [-100] * len(prompt) + completion,
+                         "length": len(prompt) + len(completion)})
+    return out
+
+
+class CompletionCollator:
+    """Right-pads a batch; padded positions get label -100 and attention 0."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, rows: List[Dict[str, Any]]) -> Dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), -100, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            n = len(r["input_ids"])
+            ids[i, :n] = torch.tensor(r["input_ids"])
+            labels[i, :n] = torch.tensor(r["labels"])
+            attention[i, :n] = 1
+        return {"input_ids": ids, "labels": labels, "attention_mask": attention}
+
+
+def read_records(path: Union[str, Path]) -> List[Dict[str, Any]]:
+    import srsly
+
+    path = Path(path)
+    if not path.is_file():
+        raise CodeIEError(f"The SFT records {str(path)!r} do not exist. Run the 'convert' step first.")
+    records = list(srsly.read_jsonl(path))
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) \
+                or not isinstance(record.get("completion"), str):
+            raise CodeIEError(f"Line {i + 1} of {str(path)!r} is not an SFT record with 'prompt' and 'completion'.")
+    if not records:
+        raise CodeIEError(f"{str(path)!r} holds no SFT records.")
+    return records
+
+
+def last_checkpoint(folder: Path) -> Optional[str]:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    return str(found[-1]) if found else None
+
+
+def load_for_training(model: Dict[str, Any]) -> Tuple[HuggingFaceModel, Any]:
+    """The inference backend (for its tokenizer and prompt formatting) and its model, set up for LoRA.
+
+    `model` is an `@llm_models` block, e.g. {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": ...}.
+    """
+    from .config import resolve_model
+
+    backend = resolve_model(model)
+    if not isinstance(backend, HuggingFaceModel):
+        raise CodeIEError(
+            f"Fine-tuning needs a local transformers model (spacy_codeie.HuggingFace.v1 or DefaultModel.v1), "
+            f"not {model.get('@llm_models')!r}."
+        )
+    if getattr(backend.model, "peft_config", None):
+        raise CodeIEError("The [model] to fine-tune already has an adapter. Give the base model without 'adapter'.")
+    base = backend.model
+    if backend.gguf_file:
+        _forget_gguf_quantization(base)
+    base.train()
+    if hasattr(base.config, "use_cache"):
+        base.config.use_cache = False
+    return backend, base
+
+
+def _forget_gguf_quantization(model) -> None:
+    """transformers dequantizes GGUF weights to plain float tensors on load but keeps the model marked as
+    quantized, and its Trainer then refuses to train. The weights are ordinary tensors: drop the marks."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+
+
+def finetune(
+    model: Dict[str, Any],
+    records_path: Union[str, Path],
+    output: Union[str, Path],
+    *,
+    lora: Optional[LoraSettings] = None,
+    sft: Optional[SFTSettings] = None,
+) -> Dict[str, Any]:
+    """Train a LoRA adapter; writes `<output>/adapter`, `train_log.json` and `loss.png`. Returns the summary."""
+    import torch
+    from peft import get_peft_model
+    from transformers import Trainer, TrainingArguments
+    import datasets
+
+    lora = lora or LoraSettings()
+    sft = sft or SFTSettings()
+    output = Path(output)
+    records = read_records(records_path)
+    backend, base = load_for_training(model)
+    data = tokenize_records(backend, records, sft.max_length)
+    if not data.rows:
+        raise CodeIEError(f"All {len(records)} records are longer than sft.max_length={sft.max_length} tokens.")
+    torch.manual_seed(sft.seed)
+    peft_model = get_peft_model(base, lora.peft_config())
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    on_gpu = backend.device.startswith("cuda")
+    args = TrainingArguments(
+        output_dir=str(output / "checkpoints"),
+        per_device_train_batch_size=sft.batch_size,
+        gradient_accumulation_steps=sft.gradient_accumulation,
+        learning_rate=sft.learning_rate,
+        lr_scheduler_type=sft.lr_scheduler,
+        warmup_steps=sft.warmup_ratio,
+        num_train_epochs=sft.epochs,
+        max_steps=sft.max_steps,
+        weight_decay=sft.weight_decay,
+        logging_steps=sft.logging_steps,
+        save_steps=sft.save_steps,
+        save_total_limit=2,
+        seed=sft.seed,
+        report_to="none",
+        use_cpu=not on_gpu,
+        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
+        remove_unused_columns=False,
+        disable_tqdm=not sft.progress,
+        dataloader_num_workers=0,
+    )
+    trainer = Trainer(
+        model=peft_model,
+        args=args,
+        train_dataset=datasets.Dataset.from_list(data.rows),
+        data_collator=CompletionCollator(backend.tokenizer.pad_token_id),
+    )
+    resume = last_checkpoint(output / "checkpoints")
+    started = time.time()
+    trainer.train(resume_from_checkpoint=resume)
+    seconds = time.time() - started
+    adapter_dir = output / "adapter"
+    peft_model.save_pretrained(str(adapter_dir))
+    log = [entry for entry in trainer.state.log_history if "loss" in entry]
+    summary = {
+        "model": model,
+        "records": len(records),
+        "trained_records": len(data.rows),
+        "skipped_too_long": data.skipped_too_long,
+        "prompt_tokens": data.prompt_tokens,
+        "completion_tokens": data.completion_tokens,
+        "steps": trainer.state.global_step,
+        "resumed_from": resume,
+        "seconds_this_run": round(seconds, 1),
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "lora": asdict(lora),
+        "sft": asdict(sft),
+        "final_loss": log[-1]["loss"] if log else math.nan,
+    }
+    (output / "train_log.json").write_text(json.dumps({"summary": summary, "log": trainer.state.log_history},
+                                                      indent=2, default=str), encoding="utf8")
+    if log:
+        plot_loss([(e["step"], e["loss"]) for e in log], output / "loss.png", title=f"LoRA SFT: {backend.name}")
+    return summary

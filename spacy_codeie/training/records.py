@@ -1,0 +1,139 @@
+"""Annotated corpora -> code-style SFT records (prompt, completion), written by the component's own code.
+
+The prompt comes from the same `KnowCoderPrompt.render_prompt` the component sends at inference, over the same
+windows, and the completion from the same instance writer (`render_completion` over `gold_instances`), so what
+the model is trained on is exactly what it will be asked and what the parser reads back.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from ..errors import CodeIEError
+from ..gold import gold_instances
+from ..prompting.knowcoder import KnowCoderPrompt
+from ..readers import GoldConverter, doc_to_record, read_jsonl
+from ..schema.loaders import schema_from_json
+from ..schema.types import Schema
+from ..windows import split_windows
+from .augment import AugmentSettings, schema_view
+from .derived import event_relation_types, relation_record, relation_schema
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """One corpus of the mix: where it is, its schema, language, cap and what to derive from it."""
+
+    name: str
+    path: str
+    schema: str
+    lang: str = "en"
+    limit: int = 0  # a seeded random sample of this many records (0: all)
+    relations_from_events: str = "off"  # "also"/"only": relation records derived from its events (derived.py)
+
+    @classmethod
+    def from_dict(cls, name: str, data: Dict[str, Any]) -> "DatasetSpec":
+        known = {"path", "schema", "lang", "limit", "relations_from_events"}
+        unknown = set(data) - known
+        if unknown:
+            raise CodeIEError(f"Dataset {name!r} has unknown settings {sorted(unknown)}; use {sorted(known)}.")
+        for key in ("path", "schema"):
+            if not data.get(key):
+                raise CodeIEError(f"Dataset {name!r} needs a '{key}'.")
+        if data.get("relations_from_events", "off") not in ("off", "also", "only"):
+            raise CodeIEError(f"Dataset {name!r}: relations_from_events must be 'off', 'also' or 'only'.")
+        return cls(name=name, **data)
+
+
+def load_corpus(path: Union[str, Path], lang: str, limit: int = 0) -> List[Dict[str, Any]]:
+    """Records from JSONL (the shared format) or a DocBin (.spacy) with codeie annotations."""
+    path = Path(path)
+    if path.suffix == ".spacy":
+        nlp = spacy.blank(lang)
+        docs = DocBin().from_disk(path).get_docs(nlp.vocab)
+        records = [doc_to_record(doc, lang=lang) for doc in docs]
+        return records[:limit] if limit else records
+    if path.suffix != ".jsonl":
+        raise CodeIEError(f"{str(path)!r}: training corpora are .jsonl (shared format) or .spacy (DocBin) files.")
+    return list(read_jsonl(path, limit))
+
+
+def present_labels(doc: Doc, window, spans_key: str = "codeie") -> frozenset:
+    from ..annotations import event_records, relation_records
+
+    inside = lambda s, e: window.start_char <= s and e <= window.end_char  # noqa: E731
+    labels = {s.label_ for s in doc.spans.get(spans_key, ()) if inside(s.start_char, s.end_char)}
+    labels.update(r["label"] for r in relation_records(doc) if inside(*r["head"][:2]) and inside(*r["tail"][:2]))
+    labels.update(r["label"] for r in event_records(doc) if inside(*r["trigger"]))
+    return frozenset(labels)
+
+
+def sft_records_for(
+    records: Iterable[Dict[str, Any]],
+    schema: Schema,
+    *,
+    dataset: str,
+    lang: str,
+    prompt: KnowCoderPrompt,
+    augment: AugmentSettings,
+    seed: int,
+    window_size: int = 1000,
+) -> Iterator[Dict[str, Any]]:
+    """One SFT record per window of each annotated record, with an augmented schema view each."""
+    nlp = spacy.blank(lang)
+    converter = GoldConverter(nlp)
+    for n, record in enumerate(records):
+        rng = random.Random(f"{seed}:{dataset}:{n}")
+        doc = converter.doc(record)
+        for w, window in enumerate(split_windows(doc, window_size)):
+            view = schema_view(schema, present_labels(doc, window), augment, rng)
+            instances = gold_instances(doc, window, view.schema, view.targets)
+            yield {
+                "id": f"{record.get('id', n)}#{w}",
+                "dataset": dataset,
+                "lang": lang,
+                "text": window.text,
+                "schema": view.schema.to_dict(),
+                "prompt": prompt.render_prompt(view.schema, window.text),
+                "completion": prompt.render_completion(view.schema, instances),
+                "instances": len(instances),
+                "augment": list(view.applied),
+            }
+
+
+def build_sft_records(
+    datasets: Sequence[DatasetSpec],
+    *,
+    prompt: Optional[KnowCoderPrompt] = None,
+    augment: Optional[AugmentSettings] = None,
+    seed: int = 0,
+    window_size: int = 1000,
+) -> List[Dict[str, Any]]:
+    """The shuffled mix of all datasets' SFT records (NER, RE and EE together)."""
+    if not datasets:
+        raise CodeIEError("No datasets to convert. List at least one under [data.datasets] in the config.")
+    prompt = prompt or KnowCoderPrompt()
+    augment = augment or AugmentSettings()
+    out: List[Dict[str, Any]] = []
+    for spec in datasets:
+        records = load_corpus(spec.path, spec.lang)
+        if spec.limit and spec.limit < len(records):
+            records = random.Random(f"{seed}:{spec.name}").sample(records, spec.limit)
+        schema = schema_from_json(spec.schema)
+        if spec.relations_from_events != "only":
+            out.extend(sft_records_for(records, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
+                                       augment=augment, seed=seed, window_size=window_size))
+        if spec.relations_from_events != "off" and schema.events:
+            types = event_relation_types(schema, records)
+            derived = relation_schema(schema, types)
+            if derived is not None:
+                rewritten = [relation_record(r, types) for r in records]
+                out.extend(sft_records_for(rewritten, derived, dataset=f"{spec.name}-relations", lang=spec.lang,
+                                           prompt=prompt, augment=augment, seed=seed, window_size=window_size))
+    random.Random(seed).shuffle(out)
+    return out
