@@ -105,6 +105,11 @@ def cmd_translate(args: argparse.Namespace, extra: List[str]) -> int:
 
     config = load_config(args.config, _overrides(extra))
     xl = section(config, "xling")
+    if not xl.get("enabled", True):
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text("", encoding="utf8")
+        print("[xling] enabled = false: no parallel examples (the xling step adds no records).")
+        return 0
     translator = resolve_model(dict(xl["translator"]))
     records = load_corpus(xl["source"], xl.get("source_lang", "en"), int(xl.get("limit", 0)))
     pairs, report = build_parallel(records, translator, source_lang=xl.get("source_lang", "en"),

@@ -25,7 +25,7 @@ HEADLINE = [
 
 
 @dataclass(frozen=True)
-class TestSet:
+class EvalSet:
     name: str
     path: str
     schema: str
@@ -33,7 +33,7 @@ class TestSet:
     limit: int = 0  # the first n records (0: all)
 
     @classmethod
-    def from_dict(cls, name: str, data: Dict[str, Any]) -> "TestSet":
+    def from_dict(cls, name: str, data: Dict[str, Any]) -> "EvalSet":
         known = {"path", "schema", "lang", "limit"}
         unknown = set(data) - known
         if unknown:
@@ -41,7 +41,7 @@ class TestSet:
         return cls(name=name, **data)
 
 
-def evaluate_model(model, test_sets: Sequence[TestSet], *, doc_batch_size: int = 64,
+def evaluate_model(model, test_sets: Sequence[EvalSet], *, doc_batch_size: int = 64,
                    component_settings: Optional[Dict[str, Any]] = None) -> Dict[str, Dict[str, Any]]:
     """Scores of `model` (an llm_models callable) on every test set, keyed by test-set name."""
     from ..cli import _blank
@@ -130,8 +130,8 @@ def compare_reports(reports: Dict[str, Union[str, Path]], output: Union[str, Pat
     return table
 
 
-def test_sets_from(config_section: Dict[str, Any]) -> List[TestSet]:
+def test_sets_from(config_section: Dict[str, Any]) -> List[EvalSet]:
     specs = config_section.get("datasets") or {}
     if not specs:
         raise CodeIEError("[evaluate.datasets] lists no test set. Add [evaluate.datasets.NAME] with path and schema.")
-    return [TestSet.from_dict(name, dict(spec)) for name, spec in specs.items()]
+    return [EvalSet.from_dict(name, dict(spec)) for name, spec in specs.items()]

@@ -1,0 +1,126 @@
+"""SFT records: augmentations, derived relations, and the round trip of every record through the component."""
+import random
+
+import pytest
+import srsly
+
+from spacy_codeie.errors import CodeIEError
+from spacy_codeie.schema import schema_from_dict
+from spacy_codeie.schema.loaders import schema_from_json
+from spacy_codeie.training.augment import AugmentSettings, choose_types, schema_view
+from spacy_codeie.training.derived import event_relation_types, relation_record, relation_schema
+from spacy_codeie.training.dpo import CompletionScorer
+from spacy_codeie.training.records import DatasetSpec, build_sft_records
+
+from conftest import shared_file
+
+SCHEMA = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place",
+                                    "MISC": "other names"})
+
+
+def test_negative_sampling_keeps_positives_and_adds_only_absent_types():
+    settings = AugmentSettings(full_schema_rate=0.0, negative_types=1, positive_dropout=0.0)
+    for seed in range(30):
+        chosen = {t.label for t in choose_types(SCHEMA, frozenset({"PER", "ORG"}), settings, random.Random(seed))}
+        assert {"PER", "ORG"} <= chosen
+        assert len(chosen - {"PER", "ORG"}) == 1
+
+
+def test_positive_dropout_never_hides_every_positive_and_something_is_always_asked():
+    settings = AugmentSettings(full_schema_rate=0.0, negative_types=0, positive_dropout=1.0)
+    chosen = choose_types(SCHEMA, frozenset({"PER", "ORG"}), settings, random.Random(0))
+    assert len(chosen) == 1 and chosen[0].label in {"PER", "ORG"}
+    assert len(choose_types(SCHEMA, frozenset(), settings, random.Random(0))) == 1
+
+
+def test_off_shows_the_schema_as_inference_does():
+    view = schema_view(SCHEMA, frozenset({"PER"}), AugmentSettings.off(), random.Random(0))
+    assert view.schema == SCHEMA and view.targets == frozenset(t.label for t in SCHEMA.types)
+    assert view.applied == ()
+
+
+def test_masking_renames_classes_and_guideline_dropout_clears_docstrings():
+    masked = schema_view(SCHEMA, frozenset(), AugmentSettings(full_schema_rate=1.0, shuffle_types=False,
+                                                             name_masking=1.0, guideline_dropout=0.0),
+                         random.Random(0))
+    assert all(e.class_name.startswith("Type") and e.description for e in masked.schema.entities)
+    assert [e.label for e in masked.schema.entities] == [e.label for e in SCHEMA.entities]
+    bare = schema_view(SCHEMA, frozenset(), AugmentSettings(full_schema_rate=1.0, name_masking=0.0,
+                                                           guideline_dropout=1.0), random.Random(0))
+    assert all(not e.description for e in bare.schema.entities)
+    assert {e.class_name for e in bare.schema.entities} == {e.class_name for e in SCHEMA.entities}
+
+
+@pytest.mark.parametrize("bad", [{"positive_dropout": 1.5}, {"negative_types": -2}, {"name_masking": -0.1}])
+def test_bad_augment_settings(bad):
+    with pytest.raises(CodeIEError):
+        AugmentSettings(**bad)
+
+
+def test_relations_derived_from_events():
+    schema = schema_from_dict(events={"ATTACK": {"roles": {"attacker": ["Entity"], "target": ["Entity"],
+                                                          "place": ["Entity"]}}})
+    text = "Rebels attacked the town of Aden."
+    record = {"text": text, "events": [{"label": "ATTACK", "trigger": {"start": 7, "end": 15, "text": "attacked"},
+                                        "arguments": [{"start": 0, "end": 6, "text": "Rebels", "role": "attacker"},
+                                                      {"start": 16, "end": 24, "text": "the town", "role": "target"}]}]}
+    types = event_relation_types(schema, [record])
+    assert types == {"ATTACK attacker target": ("ATTACK", "attacker", "target")}
+    rewritten = relation_record(record, types)
+    assert [e["text"] for e in rewritten["entities"]] == ["Rebels", "the town"]
+    assert rewritten["relations"] == [{"head": 0, "tail": 1, "label": "ATTACK attacker target"}]
+    assert rewritten["events"] == []
+    assert relation_schema(schema, types).relations[0].class_name == "AttackAttackerTarget"
+
+
+@pytest.mark.parametrize("dataset,lang,derive", [("conll04", "en", "off"), ("phee", "en", "also"),
+                                                 ("fewfc_zh", "zh", "only"), ("wikiann", "xx", "off")])
+def test_every_augmented_record_round_trips_through_the_component(dataset, lang, derive):
+    """A record's gold completion, parsed and aligned by the component, scores F1 = 1 against itself,
+    and a wrong answer does not: the records say what the component reads back."""
+    spec = DatasetSpec(dataset, str(shared_file(dataset, "train")), str(shared_file(dataset, "train").parent /
+                       "labels.json"), lang, limit=25, relations_from_events=derive)
+    records = build_sft_records([spec], augment=AugmentSettings(full_schema_rate=0.3, name_masking=0.3), seed=3)
+    assert records
+    scorer = CompletionScorer()
+    with_instances = [r for r in records if r["instances"]]
+    assert with_instances
+    for record in records:
+        assert record["prompt"].endswith("results = [")
+        assert scorer.score(record, record["completion"]) == 1.0
+    assert all(scorer.score(r, "]") == 0.0 for r in with_instances)
+
+
+def test_records_are_deterministic_and_capped(tmp_path):
+    path = shared_file("wikiann", "train")
+    spec = DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), "xx", limit=12)
+    first = build_sft_records([spec], seed=1)
+    assert len(first) == 12 and first == build_sft_records([spec], seed=1)
+    assert first != build_sft_records([spec], seed=2)
+
+
+def test_docbin_corpora_are_read_too(tmp_path):
+    import spacy
+
+    from spacy_codeie.readers import jsonl_to_docbin
+
+    path = shared_file("conll04", "test")
+    jsonl_to_docbin(path, spacy.blank("en"), limit=5).to_disk(tmp_path / "c.spacy")
+    from_docbin = build_sft_records([DatasetSpec("c", str(tmp_path / "c.spacy"), str(path.parent / "labels.json"))],
+                                    augment=AugmentSettings.off())
+    srsly.write_jsonl(tmp_path / "sub.jsonl", [r for i, r in enumerate(srsly.read_jsonl(path)) if i < 5])
+    from_jsonl = build_sft_records([DatasetSpec("c", str(tmp_path / "sub.jsonl"), str(path.parent / "labels.json"))],
+                                   augment=AugmentSettings.off())
+    assert [r["completion"] for r in from_docbin] == [r["completion"] for r in from_jsonl]
+
+
+def test_bad_dataset_specs():
+    with pytest.raises(CodeIEError, match="unknown settings"):
+        DatasetSpec.from_dict("x", {"path": "a", "schema": "b", "limt": 3})
+    with pytest.raises(CodeIEError, match="needs a 'schema'"):
+        DatasetSpec.from_dict("x", {"path": "a"})
+    with pytest.raises(CodeIEError, match="relations_from_events"):
+        DatasetSpec.from_dict("x", {"path": "a", "schema": "b", "relations_from_events": "yes"})
+    with pytest.raises(CodeIEError, match="No datasets"):
+        build_sft_records([])
+    assert schema_from_json(shared_file("conll04", "test").parent / "labels.json").relations
