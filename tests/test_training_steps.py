@@ -176,3 +176,28 @@ def test_translated_instance_prediction_record():
     assert prompt.endswith("results = [")
     assert record["completion"] == '\n\tPer("Ada Lovelace"),\n\tLoc("London")\n]'
     assert CompletionScorer().score(record, record["completion"]) == 1.0
+
+
+def test_exported_half_precision_adapter_loads_and_answers_alike(tiny_model_dir, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from spacy_codeie.models import HuggingFaceModel
+    from spacy_codeie.training.export import export_adapter
+
+    torch.manual_seed(1)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                           LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", init_lora_weights=False))
+    model.save_pretrained(tmp_path / "full")
+    sizes = export_adapter(tmp_path / "full", tmp_path / "half")
+    assert sizes["target_bytes"] < sizes["source_bytes"]
+    from safetensors.torch import load_file
+
+    assert {t.dtype for t in load_file(str(tmp_path / "half" / "adapter_model.safetensors")).values()} == {torch.float16}
+    prompts = ["results = [", "Ada Lovelace worked for"]
+    full = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "full"), max_new_tokens=8).generate(prompts)
+    half = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "half"), max_new_tokens=8).generate(prompts)
+    assert half == full
+    with pytest.raises(CodeIEError, match="not a peft adapter"):
+        export_adapter(tmp_path, tmp_path / "x")

@@ -154,6 +154,13 @@ def cmd_dpo(args: argparse.Namespace, extra: List[str]) -> int:
     return 0
 
 
+def cmd_export_adapter(args: argparse.Namespace, extra: List[str]) -> int:
+    from .export import export_adapter
+
+    print(json.dumps(export_adapter(args.source, args.target, args.dtype)))
+    return 0
+
+
 def add_commands(sub) -> None:
     p = sub.add_parser("train-data", help="annotated corpora -> code-style SFT records (JSONL), per the recipe")
     p.add_argument("config")
@@ -198,6 +205,11 @@ def add_commands(sub) -> None:
     p.add_argument("--adapter", default="")
     p.add_argument("--no-build", action="store_true", help="write the pipeline folder only")
     p.set_defaults(func=cmd_package, takes_overrides=True)
+    p = sub.add_parser("export-adapter", help="copy a LoRA adapter with its weights in half precision, for shipping")
+    p.add_argument("source")
+    p.add_argument("target")
+    p.add_argument("--dtype", default="float16")
+    p.set_defaults(func=cmd_export_adapter, takes_overrides=True)
     p = sub.add_parser("tiny-model", help="save a tiny random Llama and tokenizer (for smoke runs)")
     p.add_argument("output")
     p.add_argument("--chat-template", action="store_true")

@@ -52,6 +52,7 @@ class SFTSettings:
     logging_steps: int = 5
     seed: int = 0
     group_by_length: bool = True
+    gradient_checkpointing: bool = False  # trade compute for memory on long sequences or big models
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -217,7 +218,10 @@ def finetune(
         remove_unused_columns=False,
         disable_tqdm=not sft.progress,
         dataloader_num_workers=0,
+        gradient_checkpointing=sft.gradient_checkpointing,
     )
+    if sft.gradient_checkpointing:
+        peft_model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
     trainer = Trainer(
         model=peft_model,
         args=args,
