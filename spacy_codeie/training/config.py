@@ -6,7 +6,6 @@ for one run, as with `spacy train`.
 """
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Dict, List, Type, TypeVar, Union
 
@@ -14,6 +13,7 @@ from confection import Config
 
 from ..errors import CodeIEError
 from .augment import AugmentSettings
+from .fields import from_section
 from .records import DatasetSpec
 
 T = TypeVar("T")
@@ -35,12 +35,7 @@ def section(config: Config, name: str) -> Dict[str, Any]:
 
 def settings(cls: Type[T], config: Config, name: str) -> T:
     """A settings dataclass from a section; unknown keys are an error, missing ones take the defaults."""
-    data = dict(config.get(name) or {})
-    known = {f.name for f in fields(cls)}
-    unknown = set(data) - known
-    if unknown:
-        raise CodeIEError(f"[{name}] has unknown settings {sorted(unknown)}. Known: {sorted(known)}.")
-    return cls(**data)
+    return from_section(cls, dict(config.get(name) or {}), f"[{name}]")
 
 
 def datasets(config: Config) -> List[DatasetSpec]:

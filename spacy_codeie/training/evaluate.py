@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 from ..errors import CodeIEError
 from ..readers import GoldConverter, read_jsonl
 from ..schema.loaders import schema_from_json
+from .fields import from_section
 
 # (column title, score key prefix): the headline metric of each kind of annotation.
 HEADLINE = [
@@ -34,11 +35,7 @@ class EvalSet:
 
     @classmethod
     def from_dict(cls, name: str, data: Dict[str, Any]) -> "EvalSet":
-        known = {"path", "schema", "lang", "limit"}
-        unknown = set(data) - known
-        if unknown:
-            raise CodeIEError(f"Test set {name!r} has unknown settings {sorted(unknown)}; use {sorted(known)}.")
-        return cls(name=name, **data)
+        return from_section(cls, data, f"Test set {name!r}", name=name)
 
 
 def evaluate_model(model, test_sets: Sequence[EvalSet], *, doc_batch_size: int = 64,

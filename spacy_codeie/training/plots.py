@@ -26,12 +26,7 @@ def plot_loss(points: Sequence[Tuple[float, float]], path: Union[str, Path], tit
     ax.set_ylabel("loss (completion tokens)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_scores(table: Dict[str, Dict[str, float]], metrics: List[str], path: Union[str, Path],
@@ -52,6 +47,10 @@ def plot_scores(table: Dict[str, Dict[str, float]], metrics: List[str], path: Un
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=7)
     ax.grid(axis="y", alpha=0.3)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Union[str, Path]) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

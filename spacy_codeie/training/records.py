@@ -22,6 +22,7 @@ from ..schema.loaders import schema_from_json
 from ..schema.types import Schema
 from ..windows import split_windows
 from .augment import AugmentSettings, schema_view
+from .fields import from_section
 from .derived import event_relation_types, relation_record, relation_schema
 
 
@@ -38,16 +39,12 @@ class DatasetSpec:
 
     @classmethod
     def from_dict(cls, name: str, data: Dict[str, Any]) -> "DatasetSpec":
-        known = {"path", "schema", "lang", "limit", "relations_from_events"}
-        unknown = set(data) - known
-        if unknown:
-            raise CodeIEError(f"Dataset {name!r} has unknown settings {sorted(unknown)}; use {sorted(known)}.")
         for key in ("path", "schema"):
             if not data.get(key):
                 raise CodeIEError(f"Dataset {name!r} needs a '{key}'.")
         if data.get("relations_from_events", "off") not in ("off", "also", "only"):
             raise CodeIEError(f"Dataset {name!r}: relations_from_events must be 'off', 'also' or 'only'.")
-        return cls(name=name, **data)
+        return from_section(cls, data, f"Dataset {name!r}", name=name)
 
 
 def load_corpus(path: Union[str, Path], lang: str, limit: int = 0) -> List[Dict[str, Any]]:
@@ -66,7 +63,9 @@ def load_corpus(path: Union[str, Path], lang: str, limit: int = 0) -> List[Dict[
 def present_labels(doc: Doc, window, spans_key: str = "codeie") -> frozenset:
     from ..annotations import event_records, relation_records
 
-    inside = lambda s, e: window.start_char <= s and e <= window.end_char  # noqa: E731
+    def inside(start: int, end: int) -> bool:
+        return window.start_char <= start and end <= window.end_char
+
     labels = {s.label_ for s in doc.spans.get(spans_key, ()) if inside(s.start_char, s.end_char)}
     labels.update(r["label"] for r in relation_records(doc) if inside(*r["head"][:2]) and inside(*r["tail"][:2]))
     labels.update(r["label"] for r in event_records(doc) if inside(*r["trigger"]))
