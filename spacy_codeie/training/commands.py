@@ -27,7 +27,8 @@ def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
     config = load_config(args.config, _overrides(extra))
     data = section(config, "data")
     records = build_sft_records(datasets(config), prompt=KnowCoderPrompt(), augment=augment_settings(config),
-                                seed=int(data.get("seed", 0)), window_size=int(data.get("window_size", 1000)))
+                                seed=int(data.get("seed", 0)), window_size=int(data.get("window_size", 1000)),
+                                progress=True)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_jsonl(output, records)

@@ -82,11 +82,15 @@ def sft_records_for(
     augment: AugmentSettings,
     seed: int,
     window_size: int = 1000,
+    progress: bool = False,
 ) -> Iterator[Dict[str, Any]]:
     """One SFT record per window of each annotated record, with an augmented schema view each."""
+    from tqdm.auto import tqdm
+
     nlp = spacy.blank(lang)
     converter = GoldConverter(nlp)
-    for n, record in enumerate(records):
+    for n, record in enumerate(tqdm(records, desc=f"convert {dataset}", unit="record", disable=not progress,
+                                    leave=False)):
         rng = random.Random(f"{seed}:{dataset}:{n}")
         doc = converter.doc(record)
         for w, window in enumerate(split_windows(doc, window_size)):
@@ -112,6 +116,7 @@ def build_sft_records(
     augment: Optional[AugmentSettings] = None,
     seed: int = 0,
     window_size: int = 1000,
+    progress: bool = False,
 ) -> List[Dict[str, Any]]:
     """The shuffled mix of all datasets' SFT records (NER, RE and EE together)."""
     if not datasets:
@@ -126,13 +131,14 @@ def build_sft_records(
         schema = schema_from_json(spec.schema)
         if spec.relations_from_events != "only":
             out.extend(sft_records_for(records, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
-                                       augment=augment, seed=seed, window_size=window_size))
+                                       augment=augment, seed=seed, window_size=window_size, progress=progress))
         if spec.relations_from_events != "off" and schema.events:
             types = event_relation_types(schema, records)
             derived = relation_schema(schema, types)
             if derived is not None:
                 rewritten = [relation_record(r, types) for r in records]
                 out.extend(sft_records_for(rewritten, derived, dataset=f"{spec.name}-relations", lang=spec.lang,
-                                           prompt=prompt, augment=augment, seed=seed, window_size=window_size))
+                                           prompt=prompt, augment=augment, seed=seed, window_size=window_size,
+                                           progress=progress))
     random.Random(seed).shuffle(out)
     return out
