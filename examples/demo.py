@@ -1,7 +1,8 @@
 """Extract entities, relations and events from a few texts with the embedded default model (offline, CPU).
 
-Run with `make demo`. The default is SmolLM2-135M-Instruct, not fine-tuned for this format yet: one solved
-demonstration in the prompt teaches it the format; expect the answers of a 135M model.
+Run with `make demo`. The default is SmolLM2-135M-Instruct with the code-IE LoRA adapter shipped in the
+package (see spacy_codeie/models/default_adapter/MODEL_CARD.md): no demonstration needed; expect the answers
+of a 135M model.
 """
 import spacy
 
@@ -11,17 +12,6 @@ SCHEMA = {
     "relations": {"WORKS_FOR": {"head": "PERSON", "tail": "ORG", "description": "the person is employed by the org"}},
     "events": {"ACQUISITION": {"description": "one organisation buys another",
                                "roles": {"buyer": ["ORG"], "target": ["ORG"]}}},
-}
-DEMONSTRATION = {
-    "text": "Marie Curie taught at the Sorbonne in Paris before Pathe bought Gaumont.",
-    "entities": [{"text": "Marie Curie", "label": "PERSON"}, {"text": "Sorbonne", "label": "ORG"},
-                 {"text": "Paris", "label": "LOC"}, {"text": "Pathe", "label": "ORG"},
-                 {"text": "Gaumont", "label": "ORG"}],
-    "relations": [{"head": {"text": "Marie Curie", "label": "PERSON"}, "tail": {"text": "Sorbonne", "label": "ORG"},
-                   "label": "WORKS_FOR"}],
-    "events": [{"trigger": "bought", "label": "ACQUISITION",
-                "arguments": [{"text": "Pathe", "role": "buyer", "label": "ORG"},
-                              {"text": "Gaumont", "role": "target", "label": "ORG"}]}],
 }
 TEXTS = [
     "Tim Cook is the chief executive of Apple in Cupertino.",
@@ -34,8 +24,7 @@ def main() -> None:
     nlp = spacy.blank("en")
     nlp.add_pipe("codeie", config={
         "schema": SCHEMA,
-        "prompt": {"@misc": "spacy_codeie.KnowCoderPrompt.v1", "demonstrations": [DEMONSTRATION]},
-        "model": {"@llm_models": "spacy_codeie.DefaultModel.v1", "max_new_tokens": 96, "progress": True},
+        "model": {"@llm_models": "spacy_codeie.DefaultModel.v2", "max_new_tokens": 96, "progress": True},
     })
     for doc in nlp.pipe(TEXTS):
         print(f"\n{doc.text}")

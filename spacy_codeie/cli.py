@@ -52,8 +52,11 @@ def build_nlp(
         if adapter:
             model_cfg["adapter"] = adapter
     else:
-        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1", "batch_size": batch_size,
-                     "max_new_tokens": max_new_tokens, "progress": progress}
+        # The embedded default (base + shipped adapter), or the same base with the adapter given.
+        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1" if adapter else "spacy_codeie.DefaultModel.v2",
+                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
+        if adapter:
+            model_cfg["adapter"] = adapter
     nlp = _blank(lang)
     nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
                                    "model": model_cfg})
@@ -187,7 +190,7 @@ def _common(p: argparse.ArgumentParser, needs_model: bool = True) -> None:
         p.add_argument("--pipeline", help="a saved spaCy pipeline folder or a .cfg file with a codeie component")
         p.add_argument("--schema", help="a schema file (.py of classes, or .json) for a blank pipeline")
         p.add_argument("--model", help="local model folder, .gguf file or hub id (default: the embedded model)")
-        p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model")
+        p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model (or for the default base model)")
         p.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch")
         p.add_argument("--doc-batch-size", type=int, default=64, help="docs per nlp.pipe batch")
         p.add_argument("--max-new-tokens", type=int, default=256)

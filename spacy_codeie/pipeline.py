@@ -39,7 +39,7 @@ DIAGNOSTIC_FIELDS = (
 
 DEFAULT_CONFIG = {
     "schema": None,
-    "model": {"@llm_models": "spacy_codeie.DefaultModel.v1"},
+    "model": {"@llm_models": "spacy_codeie.DefaultModel.v2"},
     "prompt": {"@misc": "spacy_codeie.KnowCoderPrompt.v1"},
     "max_types_per_prompt": 0,
     "task_split": "joint",

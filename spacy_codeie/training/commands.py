@@ -158,7 +158,7 @@ def cmd_dpo(args: argparse.Namespace, extra: List[str]) -> int:
 def cmd_export_adapter(args: argparse.Namespace, extra: List[str]) -> int:
     from .export import export_adapter
 
-    print(json.dumps(export_adapter(args.source, args.target, args.dtype)))
+    print(json.dumps(export_adapter(args.source, args.target, args.dtype, base_model=args.base_model or None)))
     return 0
 
 
@@ -210,6 +210,7 @@ def add_commands(sub) -> None:
     p.add_argument("source")
     p.add_argument("target")
     p.add_argument("--dtype", default="float16")
+    p.add_argument("--base-model", default="", help="the base model name to record in adapter_config.json")
     p.set_defaults(func=cmd_export_adapter, takes_overrides=True)
     p = sub.add_parser("tiny-model", help="save a tiny random Llama and tokenizer (for smoke runs)")
     p.add_argument("output")

@@ -5,17 +5,21 @@ model's dtype on load.
 """
 from __future__ import annotations
 
-import shutil
+import json
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, Optional, Union
 
 from ..errors import CodeIEError
 
 WEIGHTS = "adapter_model.safetensors"
 
 
-def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: str = "float16") -> Dict[str, int]:
-    """Copy `source` (a peft adapter folder) to `target` with its weights cast to `dtype`. Returns byte sizes."""
+def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: str = "float16",
+                   base_model: Optional[str] = None) -> Dict[str, int]:
+    """Copy `source` (a peft adapter folder) to `target` with its weights cast to `dtype`. Returns byte sizes.
+
+    `base_model` replaces the base model path peft recorded (often a local folder) by a name worth shipping.
+    """
     import torch
     from safetensors.torch import load_file, save_file
 
@@ -26,7 +30,10 @@ def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: st
     if not isinstance(cast, torch.dtype):
         raise CodeIEError(f"dtype={dtype!r} is not a torch dtype; use float16, bfloat16 or float32.")
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source / "adapter_config.json", target / "adapter_config.json")
+    config = json.loads((source / "adapter_config.json").read_text(encoding="utf8"))
+    if base_model:
+        config["base_model_name_or_path"] = base_model
+    (target / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf8")
     tensors = {k: v.to(cast).contiguous() for k, v in load_file(str(source / WEIGHTS)).items()}
     save_file(tensors, str(target / WEIGHTS), metadata={"format": "pt"})
     return {"source_bytes": (source / WEIGHTS).stat().st_size, "target_bytes": (target / WEIGHTS).stat().st_size}
