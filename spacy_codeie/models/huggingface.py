@@ -119,6 +119,11 @@ class _ListClosed:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def _completes_list(prompt: str) -> bool:
+    """Whether the prompt ends inside `results = [`, so generation stops when that list closes."""
+    return prompt.rstrip().endswith(COMPLETION_PREFIX[-1])
+
+
 def cut_at_list_close(text: str) -> str:
     scanner = ListScanner()
     for i, ch in enumerate(text):
@@ -247,7 +252,7 @@ class HuggingFaceModel:
 
             bar = tqdm(total=len(prompts), desc="codeie generate", unit="prompt")
         for batch in batches:
-            texts = self._generate_batch([encoded[i] for i in batch], [prompts[i].rstrip().endswith(COMPLETION_PREFIX[-1]) for i in batch])
+            texts = self._generate_batch([encoded[i] for i in batch], [_completes_list(prompts[i]) for i in batch])
             for i, text in zip(batch, texts):
                 results[i] = text
             if bar is not None:
@@ -297,7 +302,7 @@ class HuggingFaceModel:
         out: List[List[str]] = []
         rows = max(1, self.batch_size // n)
         for i in range(0, len(prompts), rows):
-            flags = [p.rstrip().endswith(COMPLETION_PREFIX[-1]) for p in prompts[i: i + rows]]
+            flags = [_completes_list(p) for p in prompts[i: i + rows]]
             texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
                                          temperature=temperature, top_p=top_p)
             out.extend(texts[j: j + n] for j in range(0, len(texts), n))

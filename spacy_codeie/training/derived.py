@@ -22,22 +22,12 @@ def _role_pairs(record: Dict[str, Any]) -> Iterable[Tuple[str, Tuple[str, str]]]
 
 def event_relation_types(schema: Schema, records: Iterable[Dict[str, Any]]) -> Dict[str, Tuple[str, str, str]]:
     """relation label -> (event label, head role, tail role): the most frequent role pair per event type."""
-    counts: Counter = Counter(_role_pairs_all(records))
-    best: Dict[str, Tuple[Tuple[str, str], int]] = {}
-    for (event, pair), n in counts.items():
-        if n > best.get(event, ((), 0))[1] or (n == best.get(event, ((), 0))[1] and pair < best[event][0]):
-            best[event] = (pair, n)
-    out = {}
-    for event in schema.events:
-        if event.label in best:
-            head, tail = best[event.label][0]
-            out[f"{event.label} {head} {tail}"] = (event.label, head, tail)
-    return out
-
-
-def _role_pairs_all(records: Iterable[Dict[str, Any]]) -> Iterable[Tuple[str, Tuple[str, str]]]:
-    for record in records:
-        yield from _role_pairs(record)
+    counts: Counter = Counter(item for record in records for item in _role_pairs(record))
+    best: Dict[str, Tuple[str, str]] = {}
+    for (event, pair), _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0][1])):
+        best.setdefault(event, pair)
+    return {f"{e.label} {best[e.label][0]} {best[e.label][1]}": (e.label, *best[e.label])
+            for e in schema.events if e.label in best}
 
 
 def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]]) -> Optional[Schema]:

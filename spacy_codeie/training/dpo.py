@@ -84,18 +84,22 @@ class CompletionScorer:
         component.model = _Fixed(completion)
         return component(nlp.make_doc(record["text"]))
 
-    def score(self, record: Dict[str, Any], completion: str) -> float:
+    def score(self, record: Dict[str, Any], completion: str, gold=None) -> float:
+        """Mean strict F1 of `completion` against the record's gold (pass `gold` from `gold_doc` to reuse it)."""
         from spacy.training import Example
 
-        for key in ("text", "schema", "prompt", "completion"):
-            if key not in record:
-                raise CodeIEError(f"SFT record {record.get('id')!r} has no {key!r}; rebuild it with 'train-data'.")
         _, component = self._component(record)
-        gold = self.annotate(record, record["completion"])
+        gold = gold if gold is not None else self.gold_doc(record)
         pred = self.annotate(record, completion)
         scores = component.score([Example(pred, gold)])
         values = [scores[k] for k in SCORE_KEYS if scores.get(k) is not None]
         return sum(values) / len(values) if values else 1.0  # nothing to find, nothing found
+
+    def gold_doc(self, record: Dict[str, Any]):
+        for key in ("text", "schema", "prompt", "completion"):
+            if key not in record:
+                raise CodeIEError(f"SFT record {record.get('id')!r} has no {key!r}; rebuild it with 'train-data'.")
+        return self.annotate(record, record["completion"])
 
 
 def preference_pairs(records: Sequence[Dict[str, Any]], samples: Sequence[Sequence[str]], margin: float,
@@ -105,7 +109,8 @@ def preference_pairs(records: Sequence[Dict[str, Any]], samples: Sequence[Sequen
     pairs = []
     stats = {"prompts": len(records), "pairs": 0, "below_margin": 0, "mean_best": 0.0, "mean_worst": 0.0}
     for record, completions in zip(records, samples):
-        scored = sorted(((scorer.score(record, c), c) for c in completions), key=lambda x: -x[0])
+        gold = scorer.gold_doc(record)
+        scored = sorted(((scorer.score(record, c, gold), c) for c in completions), key=lambda x: -x[0])
         (best, chosen), (worst, rejected) = scored[0], scored[-1]
         stats["mean_best"] += best / max(1, len(records))
         stats["mean_worst"] += worst / max(1, len(records))
@@ -141,7 +146,7 @@ def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path:
     stats["sampling_seconds"] = round(time.time() - started, 1)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    srsly.write_jsonl(output, [{**p, "prompt": p["prompt"]} for p in pairs])
+    srsly.write_jsonl(output, pairs)
     return stats
 
 

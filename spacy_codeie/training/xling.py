@@ -166,11 +166,17 @@ def translated_instance_records(pairs: Sequence[Dict[str, Any]], schema: Schema,
     prompt = prompt or KnowCoderPrompt()
     augment = augment or AugmentSettings()
     out = []
+    converters: Dict[Optional[str], GoldConverter] = {}
+
+    def gold_doc(record: Dict[str, Any]):
+        lang = record.get("lang")
+        if lang not in converters:
+            converters[lang] = GoldConverter(_blank(lang))
+        return converters[lang].doc(record)
+
     for n, pair in enumerate(pairs):
         rng = random.Random(f"{seed}:{dataset}:xling:{n}")
-        src_nlp, tgt_nlp = spacy.blank(_blank_code(pair["source"].get("lang"))), spacy.blank(
-            _blank_code(pair["target"].get("lang")))
-        src_doc, tgt_doc = GoldConverter(src_nlp).doc(pair["source"]), GoldConverter(tgt_nlp).doc(pair["target"])
+        src_doc, tgt_doc = gold_doc(pair["source"]), gold_doc(pair["target"])
         view = schema_view(schema, present_labels(tgt_doc, tgt_doc[:]), augment, rng)
         src_instances = gold_instances(src_doc, src_doc[:], view.schema, view.targets)
         tgt_instances = gold_instances(tgt_doc, tgt_doc[:], view.schema, view.targets)
@@ -188,12 +194,12 @@ def translated_instance_records(pairs: Sequence[Dict[str, Any]], schema: Schema,
     return out
 
 
-def _blank_code(lang: Optional[str]) -> str:
+def _blank(lang: Optional[str]):
+    """A blank pipeline for `lang`, or the multi-language one when spaCy has no such language."""
     try:
-        spacy.blank(lang or "xx")
-        return lang or "xx"
+        return spacy.blank(lang or "xx")
     except (ImportError, OSError, KeyError, ValueError):
-        return "xx"
+        return spacy.blank("xx")
 
 
 class TranslationMemory:
