@@ -15,3 +15,7 @@ class ModelLoadError(CodeIEError):
 
 class PromptTooLongError(CodeIEError):
     """A prompt does not fit the model's context window."""
+
+
+class GenerationError(CodeIEError):
+    """A generation backend could not produce a completion (e.g. its server refused or never answered)."""
