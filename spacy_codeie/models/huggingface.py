@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -197,6 +198,8 @@ class HuggingFaceModel:
         self._prefix_ids: Dict[str, List[int]] = {}
         self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
         self._token_table: Optional[TokenTable] = None
+        # Counters for benchmarks and logs: batches, prompt and generated tokens, prompt tokens read from cache.
+        self.stats: Counter = Counter()
         offline = local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
         load_kwargs: Dict[str, Any] = {"trust_remote_code": trust_remote_code, "local_files_only": offline}
         if gguf_file:
@@ -233,7 +236,7 @@ class HuggingFaceModel:
         base = self.model.unload() if self.has_adapter else self.model
         self.model = _with_adapter(base, str(path)).to(self.device).eval()
         self.adapter = str(path)
-        self._prefix_cache.clear()  # cached keys and values came from the old weights
+        self.clear_prefix_cache()  # cached keys and values came from the old weights
 
     def save_adapter(self, path: Union[str, Path]) -> None:
         """Write the loaded adapter (peft format), e.g. into a saved pipeline so that it travels with it."""
@@ -374,8 +377,17 @@ class HuggingFaceModel:
                 **extra,
                 **sampling,
             )
-        texts = self.tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+        new_tokens = out[:, width:]
+        self.stats["batches"] += 1
+        self.stats["prompt_tokens"] += int(attention.sum()) * num_return_sequences
+        self.stats["cached_prompt_tokens"] += len(prefix) * len(batch)
+        self.stats["generated_tokens"] += int((new_tokens != pad).sum())
+        texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [cut_at_list_close(t) if active else t for t, active in zip(texts, rows_in_list)]
+
+    def clear_prefix_cache(self) -> None:
+        """Forget the cached schema prefixes (they are rebuilt on demand)."""
+        self._prefix_cache.clear()
 
     @property
     def token_table(self) -> TokenTable:
