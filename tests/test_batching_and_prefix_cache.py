@@ -132,3 +132,15 @@ def test_bad_speed_settings_are_refused(tiny_model_dir):
 
     with pytest.raises(ModelLoadError, match="max_batch_tokens"):
         HuggingFaceModel(str(tiny_model_dir), max_batch_tokens=-1)
+
+
+def test_bfloat16_is_the_gpu_default_and_its_path_runs_on_cpu(tiny_model_dir):
+    from spacy_codeie.models.huggingface import _pick_dtype
+
+    assert _pick_dtype("auto", "cuda:0") == torch.bfloat16 and _pick_dtype("auto", "cpu") == torch.float32
+    # The bf16 weights, prefix cache and constraint together, on the CPU path CI has.
+    model = HuggingFaceModel(str(tiny_model_dir), dtype="bfloat16", max_new_tokens=12, batch_size=2)
+    assert next(model.model.parameters()).dtype == torch.bfloat16
+    prompts = [KnowCoderPrompt().render_prompt(SCHEMA, t) for t in TEXTS[:3]]
+    out = model.generate(prompts)
+    assert len(out) == 3 and model._prefix_cache.misses == 1 and model._prefix_cache.hits == 1
