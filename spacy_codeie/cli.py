@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
 
 import spacy
 import srsly
@@ -96,26 +96,40 @@ def _codeie_name(nlp: Language) -> str:
     raise CodeIEError("The pipeline has no codeie component.")
 
 
+def extract_records(
+    nlp: Language, records: Iterable[Dict[str, Any]], *, batch_size: int = 64
+) -> Iterator[Dict[str, Any]]:
+    """One output record per input record ({"text", optional "id"}), in order: what `extract` writes per line.
+
+    {"id" (when the input has one), "lang", "text", "entities", "relations", "events", "diagnostics"}; the
+    annotations are in the shared JSONL format (see `readers.doc_to_record`). `annotate-ray` writes the same.
+    """
+    from .annotations import diagnostics
+    from .readers import RECORD_ID_KEY, doc_to_record
+
+    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
+    stream = ((r["text"], r) for r in records)
+    for doc, record in nlp.pipe(stream, as_tuples=True, batch_size=batch_size):
+        if record.get("id") is not None:
+            doc.user_data[RECORD_ID_KEY] = record["id"]
+        result = doc_to_record(doc, spans_key=cfg["spans_key"], relations_extension=cfg["relations_extension"],
+                               events_extension=cfg["events_extension"])
+        result["diagnostics"] = diagnostics(doc)
+        yield result
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
-    from .readers import RECORD_ID_KEY, doc_to_record
-
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
                     lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
+    _codeie_name(nlp)  # fail before reading the input if there is no codeie component
     records = list(_texts(Path(args.input), args.limit))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf8") as f:
-        stream = ((r["text"], r) for r in records)
         bar = tqdm(total=len(records), desc="codeie extract", unit="doc", disable=args.quiet)
-        for doc, record in nlp.pipe(stream, as_tuples=True, batch_size=args.doc_batch_size):
-            if record.get("id") is not None:
-                doc.user_data[RECORD_ID_KEY] = record["id"]
-            result = doc_to_record(doc, spans_key=cfg["spans_key"], relations_extension=cfg["relations_extension"],
-                                   events_extension=cfg["events_extension"])
-            result["diagnostics"] = doc.user_data.get("codeie_diagnostics", {})
+        for result in extract_records(nlp, records, batch_size=args.doc_batch_size):
             f.write(json.dumps(result, ensure_ascii=False) + "\n")
             bar.update(1)
         bar.close()
@@ -183,6 +197,19 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_annotate_ray(args: argparse.Namespace) -> int:
+    from .distributed import annotate_corpus
+
+    summary = annotate_corpus(
+        args.input, args.output, args.pipeline, text_field=args.text_field, id_field=args.id_field,
+        batch_size=args.batch_size, num_workers=args.workers, num_gpus_per_worker=args.gpus_per_worker,
+        num_cpus_per_worker=args.cpus_per_worker, output_format=args.format, ray_address=args.address,
+        limit=args.limit, progress=not args.quiet,
+    )
+    print(json.dumps(summary))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, needs_model: bool = True) -> None:
     p.add_argument("--lang", default="en", help="language of the blank pipeline (with --schema)")
     p.add_argument("--limit", type=int, default=0, help="read at most this many records (0: all)")
@@ -220,6 +247,24 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("output")
     _common(p, needs_model=False)
     p.set_defaults(func=cmd_convert)
+    p = sub.add_parser("annotate-ray", help="extract from a JSONL or Parquet corpus with a pool of Ray actors "
+                                            "(pip install \"spacy-codeie[ray]\"); same records as extract")
+    p.add_argument("input", help="a .jsonl/.json or .parquet file, or a folder of them")
+    p.add_argument("output", help="a .jsonl or .parquet file, or a folder for Parquet files written by the workers")
+    p.add_argument("--pipeline", required=True,
+                   help="a saved pipeline folder (on every node) or an installed pipeline package with codeie")
+    p.add_argument("--workers", type=int, default=1, help="actors, each holding one copy of the pipeline")
+    p.add_argument("--gpus-per-worker", type=float, default=0.0, help="GPUs each actor reserves (1 on a GPU cluster)")
+    p.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each actor reserves")
+    p.add_argument("--batch-size", type=int, default=64, help="docs per actor call (and per nlp.pipe batch)")
+    p.add_argument("--address", help="Ray cluster: 'auto', 'ray://HEAD:10001' or HEAD:6379 (default: RAY_ADDRESS, "
+                                      "a cluster started here with `ray start`, or a new local one)")
+    p.add_argument("--limit", type=int, default=0, help="annotate at most this many records (0: all)")
+    p.add_argument("--text-field", default="text")
+    p.add_argument("--id-field", default="id")
+    p.add_argument("--format", choices=["jsonl", "parquet"], help="output format (default: from the output's suffix)")
+    p.add_argument("--quiet", action="store_true", help="no Ray Data progress output")
+    p.set_defaults(func=cmd_annotate_ray)
     from .training.commands import add_commands
 
     add_commands(sub)
