@@ -81,7 +81,13 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=8, help="generate batch size")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--out", default="benchmarks/results/scaling")
+    parser.add_argument("--redraw", action="store_true", help="only rewrite the table and plot from scaling.json")
     args = parser.parse_args(argv)
+    if args.redraw:
+        saved = json.loads((Path(args.out) / "scaling.json").read_text(encoding="utf8"))
+        (Path(args.out) / "scaling.md").write_text(markdown(saved, saved["meta"]), encoding="utf8")
+        plot(saved, Path(args.out) / "scaling.png")
+        return 0
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
 
     model = load_model(args.model, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
@@ -125,10 +131,11 @@ def markdown(results, meta) -> str:
     for r in results["docs"]:
         lines.append(f"| {r['n_docs']} | {r['seconds']:.1f} | {r['docs_per_s']:.2f} | {r['gen_tokens']} | "
                      f"{r['gen_tokens'] / r['seconds']:.1f} |")
-    lines += ["", "| sentences per doc | chars | seconds | s per 1k chars |", "|---|---|---|---|"]
+    lines += ["", "| sentences per doc | chars | prompt tokens | generated tokens | seconds | s per 1k chars |",
+              "|---|---|---|---|---|---|"]
     for r in results["length"]:
-        lines.append(f"| {r['sentences_per_doc']} | {r['chars']} | {r['seconds']:.1f} | "
-                     f"{1000 * r['seconds'] / max(1, r['chars']):.2f} |")
+        lines.append(f"| {r['sentences_per_doc']} | {r['chars']} | {r['prompt_tokens']} | {r['gen_tokens']} | "
+                     f"{r['seconds']:.1f} | {1000 * r['seconds'] / max(1, r['chars']):.2f} |")
     lines += ["", "| schema types | prompt tokens | s (no prefix cache) | s (prefix cache) | speed-up |",
               "|---|---|---|---|---|"]
     by_n: Dict[int, Dict[bool, Dict[str, Any]]] = {}
@@ -159,7 +166,11 @@ def plot(results, path: Path) -> None:
         pts = [r for r in results["types"] if r["prefix_cache"] == cached]
         axes[2].plot([r["n_types"] for r in pts], [r["seconds"] for r in pts], style, marker="o",
                      label="prefix cache" if cached else "no prefix cache")
-    axes[2].set(xlabel="schema types", ylabel="seconds", title="cost vs. schema size", xscale="log")
+    sizes = sorted({r["n_types"] for r in results["types"]})
+    axes[2].set_xscale("log", base=2)
+    axes[2].set_xticks(sizes, [str(n) for n in sizes])
+    axes[2].minorticks_off()
+    axes[2].set(xlabel="schema types", ylabel="seconds", title="cost vs. schema size")
     axes[2].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)

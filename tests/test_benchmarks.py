@@ -1,0 +1,58 @@
+"""The benchmark scripts still run end to end (on the tiny random model, so only the plumbing is checked)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import shared_file
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_scaling_writes_curves_table_and_plot(tmp_path):
+    shared_file("conll2003_en", "test")
+    _run("scaling.py", "--model", "tiny", "--docs", "2,4", "--lengths", "1,2", "--length-docs", "2",
+         "--types", "2,6", "--type-docs", "2", "--max-new-tokens", "8", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "scaling.json").read_text())
+    assert [p["n_docs"] for p in data["docs"]] == [2, 4]
+    assert [(p["n_types"], p["prefix_cache"]) for p in data["types"]] == [(2, False), (2, True), (6, False),
+                                                                          (6, True)]
+    cached = [p for p in data["types"] if p["prefix_cache"]]
+    assert all(p["cached_prompt_tokens"] > 0 for p in cached)
+    assert all(p["cached_prompt_tokens"] == 0 for p in data["types"] if not p["prefix_cache"])
+    assert (tmp_path / "scaling.png").stat().st_size > 1000
+    assert "| schema types |" in (tmp_path / "scaling.md").read_text()
+
+
+def test_decoding_compares_the_three_settings(tmp_path):
+    shared_file("conll2003_en", "test")
+    _run("decoding.py", "--model", "tiny", "--limit", "2", "--sets", "conll2003_en", "--max-new-tokens", "8",
+         "--out", str(tmp_path))
+    runs = json.loads((tmp_path / "decoding.json").read_text())["runs"]
+    assert set(runs) == {"plain", "prefix", "constrained"}
+    # The prefix cache must not change a single completion.
+    assert runs["prefix"]["identical_to_plain"] == "2/2"
+    assert runs["constrained"]["sets"]["CoNLL-2003"]["hallucination rate"] in (0.0, None)
+
+
+def test_throughput_reports_the_component_overhead(tmp_path):
+    variants = "a,a0,bprime"
+    shared_file("conll2003_en", "test")
+    out = tmp_path / "throughput.json"
+    _run("throughput.py", "--model", "tiny", "--docs", "4", "--batch-size", "2", "--max-new-tokens", "8",
+         "--variants", variants, "--threads", "1", "--json-out", str(out))
+    summary = json.loads(out.read_text())["summary"]
+    assert all(summary["rows"][v]["ok"] for v in variants.split(","))
+    # a0 does exactly the raw variant's work: the same prompts, the same number of generated tokens.
+    assert summary["ratios"]["generated_tokens_a0_minus_bprime"] == 0
+    assert isinstance(summary["ratios"]["component_overhead_vs_bprime_pct"], float)
+    assert summary["codeie_settings"]["prefix_cache"] is True
