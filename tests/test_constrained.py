@@ -52,11 +52,20 @@ def test_suffix_automaton_accepts_exactly_the_substrings():
         assert accepts(s) == (s in substrings), s
 
 
-def test_classes_and_roles_are_read_from_the_prompt():
-    classes = classes_in(PROMPT.render_prompt(SCHEMA, TEXT))
-    assert classes.entities == {b"Entity", b"Person", b"Org"}
-    assert classes.relations == {b"WorksFor"}
-    assert classes.events == ((b"Acquisition", (b"buyer", b"target")),)
+def test_classes_roles_and_argument_types_are_read_from_the_prompt():
+    schema = schema_from_dict(
+        entities={"PERSON": "a human being", "ORG": "a company", "CITY": "a city"},
+        relations={"WORKS_FOR": {"head": "PERSON", "tail": ["ORG", "CITY"]}},
+        events={"ACQUISITION": {"description": "a purchase", "roles": {"buyer": ["ORG"], "target": ["ORG"],
+                                                                        "place": ["CITY", "ORG"]}}},
+    )
+    classes = classes_in(PROMPT.render_prompt(schema, TEXT))
+    assert classes.entities == {b"Entity", b"Person", b"Org", b"City"}
+    assert classes.relation_names == {b"WorksFor"}
+    assert classes.relation_arguments(b"WorksFor") == ({b"Person", b"Entity"}, {b"Org", b"City", b"Entity"})
+    assert classes.roles(b"Acquisition") == (b"buyer", b"target", b"place")
+    assert classes.role_classes(b"Acquisition", b"buyer") == {b"Org", b"Entity"}
+    assert classes.role_classes(b"Acquisition", b"place") == {b"City", b"Org", b"Entity"}
 
 
 def test_grammar_accepts_every_gold_completion_the_renderer_writes():
@@ -73,6 +82,7 @@ def test_grammar_accepts_every_gold_completion_the_renderer_writes():
     assert _accepts(grammar, PROMPT.render_completion(SCHEMA, []))  # "]"
     assert _accepts(grammar, 'Person("Ada"),]')  # a trailing comma is valid Python
     assert _accepts(grammar, 'Acquisition(trigger="bought")\n]')  # roles may be left out
+    assert _accepts(grammar, 'WorksFor(Entity("Ada"), Org("Acme"))]')  # the base class fits any argument
 
 
 @pytest.mark.parametrize("completion", [
@@ -81,6 +91,8 @@ def test_grammar_accepts_every_gold_completion_the_renderer_writes():
     '\n\tCity("Ada")\n]',  # not a class of the prompt
     '\n\tEntity("Ada")\n]',  # the base class is only allowed as an argument's class
     '\n\tWorksFor(Person("Ada"))\n]',  # a relation needs two arguments
+    '\n\tWorksFor(Org("Acme"), Org("Babbage Labs"))\n]',  # the head must be a Person
+    '\n\tAcquisition(trigger="bought", buyer=[Person("Ada")])\n]',  # a buyer is an Org
     '\n\tAcquisition(trigger="bought", seller=[Org("Acme")])\n]',  # not a role of this event
     '\n\tAcquisition(trigger="bought", buyer=[Org("Acme")], buyer=[])\n]',  # a role twice
     '\n\tPerson("Ada") Person("Ada")\n]',  # items need a comma
@@ -151,3 +163,26 @@ def test_a_random_model_constrained_writes_only_valid_lists(tiny_model_dir):
         state = grammar.advance(grammar.initial, completion.encode("utf-8"))
         assert state is not None and (state == DONE) == (not parsed.truncated), completion
     assert found > 0
+
+
+@pytest.mark.parametrize("dataset, lang", [("conll04", "en"), ("casie", "en"), ("fewfc_zh", "zh"),
+                                           ("weibo_ner_zh", "zh"), ("phee", "en")])
+def test_the_grammar_accepts_the_gold_answer_of_every_shared_test_prompt(dataset, lang):
+    """Real schemas (Union type hints, many roles) and real sentences (quotes, CJK): a perfect model is never
+    blocked by the constraint."""
+    import spacy
+
+    from conftest import shared_file
+    from spacy_codeie.gold import CompletionTable, gold_completions
+    from spacy_codeie.pipeline import CodeIE
+    from spacy_codeie.readers import GoldConverter, read_jsonl
+    from spacy_codeie.schema.loaders import schema_from_json
+
+    path = shared_file(dataset, "test")
+    nlp = spacy.blank(lang)
+    component = CodeIE(nlp.vocab, schema=schema_from_json(path.parent / "labels.json"), model=CompletionTable({}))
+    table = gold_completions(component, [GoldConverter(nlp).doc(r) for r in read_jsonl(path, 60)])
+    assert table
+    rejected = [(prompt[-200:], completion) for prompt, completion in table.items()
+                if not _accepts(grammar_for(prompt), completion)]
+    assert not rejected, rejected[:2]

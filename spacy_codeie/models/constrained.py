@@ -6,13 +6,13 @@ Every step, each row's next token is limited to tokens that keep the completion 
     item    := Entity "(" mention ")"
              | Relation "(" ent "," " "? ent ")"
              | Event "(trigger=" mention ( "," " "? role "=[" ( ent ( "," " "? ent )* )? "]" )* ")"
-    ent     := EntityClass "(" mention ")"
+    ent     := EntityClass "(" mention ")"      (a class the relation's or role's type hint admits, or Entity)
     mention := '"' a non-empty substring of the sentence, as written in the prompt's literal '"'
 
-with class names read from the prompt's class definitions, roles from the event's `__init__`, each role at
-most once per event. The grammar is a byte automaton (a suffix automaton of the sentence for mentions); the
-allowed tokens of a state are found by walking the sorted vocabulary byte by byte alongside the automaton,
-and cached per state. It plugs into transformers as a LogitsProcessor.
+with class names read from the prompt's class definitions, roles from the event's `__init__` (each role at
+most once per event), and argument classes from the type hints of the relation's or the role's parameter.
+The grammar is a byte automaton (a suffix automaton of the sentence for mentions); the allowed tokens of a
+state are found by walking the sorted vocabulary byte by byte alongside the automaton, and cached per state. It plugs into transformers as a LogitsProcessor.
 
 Limits: a list cut by `max_new_tokens` stays unclosed (the parser reads it as truncated); escapes inside a
 mention follow the sentence literal's own escapes.
@@ -30,44 +30,77 @@ _WS = frozenset(b" \t\n")
 _QUOTE, _BACKSLASH, _SPACE = ord('"'), ord("\\"), ord(" ")
 
 _CLASS = re.compile(r"^class (\w+)\((Entity|Relation|Event)\):\n", re.M)
-_ROLE = re.compile(r"^\t\t(\w+): List\[", re.M)
+_ROLE = re.compile(r"^\t\t(\w+): List\[(.*?)\] = \[\],", re.M)
+_RELATION_HINTS = re.compile(r"def __init__\(self, head_entity: (.*?), tail_entity: (.*?)\):")
 _SENTENCE = re.compile(r'^sentence = "(.*)"$', re.M)
 
 
 # ---- what the prompt allows --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class PromptClasses:
-    """Class names (UTF-8) from a prompt's definitions; events with their role parameters."""
+    """What a prompt's class definitions allow (names as UTF-8): entity classes; relations with the classes
+    their head and tail take; events with their role parameters and the classes each role takes."""
 
     entities: FrozenSet[bytes]
-    relations: FrozenSet[bytes]
-    events: Tuple[Tuple[bytes, Tuple[bytes, ...]], ...]
+    relations: Tuple[Tuple[bytes, FrozenSet[bytes], FrozenSet[bytes]], ...]
+    events: Tuple[Tuple[bytes, Tuple[Tuple[bytes, FrozenSet[bytes]], ...]], ...]
 
     @property
     def top_level(self) -> FrozenSet[bytes]:
         """Classes an item may instantiate: the base `Entity` only types arguments, never an item."""
-        return (self.entities - {b"Entity"}) | self.relations | frozenset(name for name, _ in self.events)
+        return (self.entities - {ANY}) | self.relation_names | frozenset(name for name, _ in self.events)
+
+    @property
+    def relation_names(self) -> FrozenSet[bytes]:
+        return frozenset(name for name, _, _ in self.relations)
+
+    def relation_arguments(self, relation: bytes) -> Tuple[FrozenSet[bytes], FrozenSet[bytes]]:
+        for name, head, tail in self.relations:
+            if name == relation:
+                return head, tail
+        return self.entities, self.entities
 
     def roles(self, event: bytes) -> Tuple[bytes, ...]:
-        return dict(self.events).get(event, ())
+        return tuple(role for role, _ in dict(self.events).get(event, ()))
+
+    def role_classes(self, event: bytes, role: bytes) -> FrozenSet[bytes]:
+        return dict(dict(self.events).get(event, ())).get(role, self.entities)
+
+
+ANY = b"Entity"
+
+
+def _argument_classes(hint: Optional[str], entities: FrozenSet[bytes]) -> FrozenSet[bytes]:
+    """The entity classes a type hint (`Org`, `Union[Org, Person]`, `Entity`) admits; `Entity(...)` always."""
+    if not hint:
+        return entities
+    inner = hint[len("Union["):-1] if hint.startswith("Union[") and hint.endswith("]") else hint
+    names = {n.strip().encode("utf-8") for n in inner.split(",") if n.strip()}
+    if ANY in names or not names <= entities:
+        return entities  # any entity, or a hint this reader does not follow: fall back to every class
+    return frozenset(names | {ANY})
 
 
 @lru_cache(maxsize=64)
 def classes_in(code: str) -> PromptClasses:
-    """The classes a KnowCoder prompt defines. `Entity` itself stays allowed as an argument's class."""
-    entities, relations, events = {b"Entity"}, set(), []
+    """The classes a KnowCoder prompt defines, with the argument types of relations and event roles."""
     matches = list(_CLASS.finditer(code))
+    bodies = []
     for i, match in enumerate(matches):
-        name, base = match.group(1).encode("utf-8"), match.group(2)
-        if base == "Entity":
-            entities.add(name)
-        elif base == "Relation":
-            relations.add(name)
-        else:
-            end = matches[i + 1].start() if i + 1 < len(matches) else len(code)
-            body = code[match.end(): end]
-            events.append((name, tuple(r.encode("utf-8") for r in _ROLE.findall(body))))
-    return PromptClasses(frozenset(entities), frozenset(relations), tuple(events))
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(code)
+        bodies.append((match.group(1).encode("utf-8"), match.group(2), code[match.end(): end]))
+    entities = frozenset({ANY} | {name for name, base, _ in bodies if base == "Entity"})
+    relations, events = [], []
+    for name, base, body in bodies:
+        if base == "Relation":
+            hints = _RELATION_HINTS.search(body)
+            head, tail = (hints.group(1), hints.group(2)) if hints else (None, None)
+            relations.append((name, _argument_classes(head, entities), _argument_classes(tail, entities)))
+        elif base == "Event":
+            roles = tuple((role.encode("utf-8"), _argument_classes(hint, entities))
+                          for role, hint in _ROLE.findall(body))
+            events.append((name, roles))
+    return PromptClasses(entities, tuple(relations), tuple(events))
 
 
 def sentence_literal(prompt: str) -> Optional[str]:
@@ -153,16 +186,14 @@ class CompletionGrammar:
             return ("lit", b'"', (("STRBODY",),) + rest)
         if isinstance(goal, tuple) and goal[0] == "STRBODY":
             return ("str", 0, False, 0, rest)
-        if goal == ENT:
-            return ("name", b"", "ent", rest)
+        if isinstance(goal, tuple) and goal[0] == ENT:  # an entity call of one of the classes goal[1]
+            return ("name", b"", "ent", rest, goal[1])
         if goal == OPT_SP:
             return ("opt_sp", rest)
         if goal == AFTER:
             return ("after", 0, ())
-        if goal == ROLES:
-            return ("roles", True, rest)
-        if goal == ROLES_MORE:
-            return ("roles", False, rest)
+        if isinstance(goal, tuple) and goal[0] in (ROLES, ROLES_MORE):  # a role's list, of the classes goal[1]
+            return ("roles", goal[0] == ROLES, rest, goal[1])
         if isinstance(goal, tuple) and goal[0] == "ROLE":  # an unused role name of the event
             return ("name", b"", "role", rest, (goal[1], goal[2]))
         if isinstance(goal, tuple) and goal[0] == "EVARGS":
@@ -173,7 +204,7 @@ class CompletionGrammar:
         if kind == "top":
             return self.classes.top_level
         if kind == "ent":
-            return self.classes.entities
+            return state_payload
         event, used = state_payload
         return frozenset(r for r in self.classes.roles(event) if r not in used)
 
@@ -183,11 +214,13 @@ class CompletionGrammar:
             return self._activate((STR, b")") + rest)
         if kind == "role":
             event, used = payload
-            return self._activate((b"[", ROLES, ("EVARGS", event, used | {name})) + rest)
+            classes = self.classes.role_classes(event, name)
+            return self._activate((b"[", (ROLES, classes), ("EVARGS", event, used | {name})) + rest)
         if name in self.classes.entities:
             return self._activate((STR, b")", AFTER))
-        if name in self.classes.relations:
-            return self._activate((ENT, b",", OPT_SP, ENT, b")", AFTER))
+        if name in self.classes.relation_names:
+            head, tail = self.classes.relation_arguments(name)
+            return self._activate(((ENT, head), b",", OPT_SP, (ENT, tail), b")", AFTER))
         return self._activate((b"trigger=", STR, ("EVARGS", name, frozenset()), AFTER))
 
     def next_bytes(self, state) -> Sequence[int]:
@@ -227,7 +260,7 @@ class CompletionGrammar:
             first = state[1]
             out = {ord("]")}
             if first:
-                out.update(n[0] for n in self.classes.entities)
+                out.update(n[0] for n in state[3])
             else:
                 out.add(ord(","))
             return sorted(out)
@@ -273,13 +306,13 @@ class CompletionGrammar:
                 return ("opt_sp", (("ROLE", event, used),) + rest)
             return None
         if mode == "roles":
-            first, rest = state[1], state[2]
+            first, rest, classes = state[1], state[2], state[3]
             if byte == ord("]"):
                 return self._activate(rest)
             if not first and byte == ord(","):
-                return ("opt_sp", (ENT, ROLES_MORE) + rest)
+                return ("opt_sp", ((ENT, classes), (ROLES_MORE, classes)) + rest)
             if first:
-                return self._extend_name(("name", b"", "ent", (ROLES_MORE,) + rest), byte)
+                return self._extend_name(("name", b"", "ent", ((ROLES_MORE, classes),) + rest, classes), byte)
             return None
         raise ValueError(f"unknown state {state!r}")
 
