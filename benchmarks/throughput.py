@@ -334,7 +334,7 @@ def worker_raw(spec: Dict[str, Any], stop: bool) -> Dict[str, Any]:
     if stop:
         # codeie's own stopping criterion and its "does the prompt end inside `results = [`" test.
         from spacy_codeie.models.huggingface import _ListClosed as list_closed
-        from spacy_codeie.models.huggingface import _completes_list as completes_list
+        from spacy_codeie.models.contract import completes_list
     rss_imports = _rss_now_mib()
     # The prompts come from the component itself; its model is a stub (the prompts do not depend on it).
     nlp = spacy.blank(spec["lang"])

@@ -2,7 +2,8 @@ import pytest
 import spacy
 
 from spacy_codeie.errors import ModelLoadError, PromptTooLongError
-from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed, cut_at_list_close, split_knowcoder_prompt
+from spacy_codeie.models.contract import cut_at_list_close
+from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed, split_knowcoder_prompt
 from spacy_codeie.prompting import KnowCoderPrompt
 
 from conftest import PAPER_SCHEMA

@@ -15,8 +15,9 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
-from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER, OUTPUT_MARKER
+from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .batching import plan_batches, run_with_backoff
+from .contract import answer_per_doc, completes_list, cut_at_list_close
 from .constrained import KnowCoderConstraint, TokenTable, grammar_for
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
 
@@ -126,20 +127,6 @@ class _ListClosed:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
-def _completes_list(prompt: str) -> bool:
-    """Whether the prompt ends inside `results = [`, so generation stops when that list closes."""
-    return prompt.rstrip().endswith(COMPLETION_PREFIX[-1])
-
-
-def cut_at_list_close(text: str) -> str:
-    scanner = ListScanner()
-    for i, ch in enumerate(text):
-        scanner.feed(ch)
-        if scanner.closed:
-            return text[: i + 1]
-    return text
-
-
 class HuggingFaceModel:
     """Batched greedy generation with a local or hub transformers model, optionally GGUF and/or LoRA.
 
@@ -246,10 +233,7 @@ class HuggingFaceModel:
 
     # ---- spacy-llm contract -----------------------------------------------------------------
     def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
-        per_doc = [list(doc_prompts) for doc_prompts in prompts]
-        flat = [p for doc_prompts in per_doc for p in doc_prompts]
-        completions = iter(self.generate(flat))
-        return [[next(completions) for _ in doc_prompts] for doc_prompts in per_doc]
+        return answer_per_doc(self.generate, prompts)
 
     # ---- generation -------------------------------------------------------------------------
     def format_prompt(self, prompt: str) -> str:
@@ -307,7 +291,7 @@ class HuggingFaceModel:
         formatted = [self.format_prompt(p) for p in prompts]
         encoded = [self._tokenize(text) for text in formatted]
         self._check_fits(encoded)
-        in_list = [_completes_list(p) for p in prompts]
+        in_list = [completes_list(p) for p in prompts]
         grammars = [grammar_for(p) if self.constrained and flag else None for p, flag in zip(prompts, in_list)]
         groups: Dict[Tuple[int, ...], List[int]] = {}
         for i, (text, ids) in enumerate(zip(formatted, encoded)):
@@ -408,7 +392,7 @@ class HuggingFaceModel:
         out: List[List[str]] = []
         rows = max(1, self.batch_size // n)
         for i in range(0, len(prompts), rows):
-            flags = [_completes_list(p) for p in prompts[i: i + rows]]
+            flags = [completes_list(p) for p in prompts[i: i + rows]]
             texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
                                          temperature=temperature, top_p=top_p)
             out.extend(texts[j: j + n] for j in range(0, len(texts), n))

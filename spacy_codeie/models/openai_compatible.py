@@ -32,7 +32,8 @@ from ..about import __version__
 from ..errors import GenerationError, ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner, list_body
 from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER
-from .huggingface import _completes_list, cut_at_list_close, split_knowcoder_prompt
+from .contract import answer_per_doc, completes_list, cut_at_list_close
+from .huggingface import split_knowcoder_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -137,10 +138,7 @@ class OpenAICompatibleModel:
 
     # ---- spacy-llm contract -----------------------------------------------------------------
     def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
-        per_doc = [list(doc_prompts) for doc_prompts in prompts]
-        flat = [p for doc_prompts in per_doc for p in doc_prompts]
-        completions = iter(self.generate(flat))
-        return [[next(completions) for _ in doc_prompts] for doc_prompts in per_doc]
+        return answer_per_doc(self.generate, prompts)
 
     # ---- generation -------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str]) -> List[str]:
@@ -195,7 +193,7 @@ class OpenAICompatibleModel:
         text, finish = self._text_of(answer)
         if self.endpoint == "chat":
             text = _without_restated_prefix(text)
-        if not _completes_list(prompt):
+        if not completes_list(prompt):
             return text
         cut = cut_at_list_close(text)
         if finish == "length" and not _closes(cut):
