@@ -383,8 +383,6 @@ class TokenTable:
     """The vocabulary sorted by bytes, so the tokens that start with a byte string form one range."""
 
     def __init__(self, tokenizer):
-        import torch
-
         by_id = vocabulary_bytes(tokenizer)
         self.bytes_of = by_id
         ordered = sorted((b, i) for i, b in enumerate(by_id) if b)
@@ -392,7 +390,6 @@ class TokenTable:
         self.ids = [i for _, i in ordered]
         self.stop_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None})
         self.size = len(by_id)
-        self._torch = torch
 
     def allowed(self, grammar: CompletionGrammar, state) -> List[int]:
         """Ids of tokens whose bytes the grammar accepts from `state`."""
@@ -434,16 +431,15 @@ class KnowCoderConstraint:
         self.states = [g.initial if g is not None else None for g in grammars]
         self.seen = prompt_width
         self._masks: List[Dict[object, object]] = [{} for _ in grammars]
-        self.dead_ends = 0
 
     def _mask(self, row: int, state, vocab: int, device):
-        torch = self.table._torch
+        import torch
+
         cache = self._masks[row]
         mask = cache.get(state)
         if mask is None:
             ids = self.table.allowed(self.grammars[row], state) if state is not None else []
-            if not ids:
-                self.dead_ends += 1
+            if not ids:  # no way on: let the row stop
                 ids = list(self.table.stop_ids)
             mask = torch.zeros(vocab, dtype=torch.bool)
             mask[torch.tensor([i for i in ids if i < vocab], dtype=torch.long)] = True
