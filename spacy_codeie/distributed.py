@@ -190,13 +190,18 @@ def _output_format(destination: str, output_format: Optional[str]) -> tuple:
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", re.M)
 
 
+def _error_names(cls: type) -> set:
+    """The names of an error class and all its subclasses (Ray hands worker errors back as text)."""
+    return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
+
+
 def _cluster_error(err: Exception) -> CodeIEError:
     """A readable error from what Ray raised: our own message if a worker raised a CodeIEError, else the cause."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
     found = _ERROR_LINE.findall(text)
+    ours = _error_names(CodeIEError)
     for name, message in found:
-        if name.endswith("CodeIEError") or name in ("SchemaError", "ModelLoadError", "PromptTooLongError",
-                                                     "GenerationError"):
+        if name in ours:
             return CodeIEError(message.strip())
     cause = f"{found[0][0]}: {found[0][1].strip()}" if found else (text.strip().splitlines() or [repr(err)])[-1]
     return CodeIEError(f"Annotation on Ray failed: {cause}")
