@@ -182,7 +182,7 @@ class HuggingFaceModel:
         self.max_batch_tokens = max_batch_tokens
         self.min_prefix_tokens = min_prefix_tokens
         self._row_limit = batch_size  # lowered when a batch runs out of memory
-        self._prefix_ids: Dict[str, List[int]] = {}
+        self._prefix_ids = PrefixCache(self._tokenize, max_entries=4 * prefix_cache_size)  # shared text -> ids
         self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
         self._token_table: Optional[TokenTable] = None
         # Counters for benchmarks and logs: batches, prompt and generated tokens, prompt tokens read from cache.
@@ -268,8 +268,6 @@ class HuggingFaceModel:
             return ()
         head = formatted[:end]
         prefix_ids = self._prefix_ids.get(head)
-        if prefix_ids is None:
-            prefix_ids = self._prefix_ids[head] = self._tokenize(head)
         return tuple(ids[: prefix_length(ids, prefix_ids, self.min_prefix_tokens)])
 
     def _compute_prefix(self, prefix: Tuple[int, ...]):

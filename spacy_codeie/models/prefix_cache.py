@@ -42,16 +42,17 @@ def prefix_length(ids: Sequence[int], prefix_ids: Sequence[int], minimum: int) -
 
 
 class PrefixCache:
-    """An LRU table: prefix token ids -> the model's KV cache for them (batch size 1)."""
+    """An LRU table of values computed from a prompt prefix on first use: prefix token ids -> the model's KV
+    cache for them (batch size 1), and prefix text -> its token ids."""
 
-    def __init__(self, compute: Callable[[Tuple[int, ...]], Any], max_entries: int = 8):
+    def __init__(self, compute: Callable[[Any], Any], max_entries: int = 8):
         self._compute = compute
         self._entries: "OrderedDict[Hashable, Any]" = OrderedDict()
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
 
-    def get(self, prefix: Tuple[int, ...]) -> Any:
+    def get(self, prefix: Hashable) -> Any:
         if prefix in self._entries:
             self._entries.move_to_end(prefix)
             self.hits += 1
