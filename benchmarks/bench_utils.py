@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import resource
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, List
@@ -55,5 +56,6 @@ def read_texts(dataset: str, n: int) -> List[str]:
 
 
 def peak_rss_mib() -> float:
-    """This process's peak resident memory so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process's peak resident memory so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

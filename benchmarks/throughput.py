@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -36,9 +35,11 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_utils import REPO, SHARED, peak_rss_mib  # noqa: E402
+
 CACHE = REPO / "benchmarks" / ".cache"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "conll2003_en" / "test.jsonl"
+DEFAULT_DATA = SHARED / "conll2003_en" / "test.jsonl"
 VARIANTS = ("a", "a0", "b", "bprime", "c")
 DESCRIPTIONS = {
     "a": "codeie nlp.pipe (HuggingFace.v1)",
@@ -65,12 +66,6 @@ def _rss_now_mib() -> float:
     except OSError:
         pass
     return float("nan")
-
-
-def _peak_rss_mib() -> float:
-    # ru_maxrss is in KiB on Linux (bytes on macOS).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 def _eos_ids(model, tokenizer) -> set:
@@ -513,7 +508,7 @@ def worker_main(name: str, spec_path: str, out_path: str) -> int:
         result["ok"] = True
     except BaseException as err:  # reported in the table, not hidden
         result = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
-    result["peak_rss_mib"] = _peak_rss_mib()
+    result["peak_rss_mib"] = peak_rss_mib()
     try:
         import torch
 
