@@ -144,3 +144,12 @@ def test_bfloat16_is_the_gpu_default_and_its_path_runs_on_cpu(tiny_model_dir):
     prompts = [KnowCoderPrompt().render_prompt(SCHEMA, t) for t in TEXTS[:3]]
     out = model.generate(prompts)
     assert len(out) == 3 and model._prefix_cache.misses == 1 and model._prefix_cache.hits == 1
+
+
+def test_prefix_cache_size_is_a_config_setting_and_bounds_the_table(tiny_model_dir):
+    from spacy_codeie.models.registry import huggingface_model
+
+    model = huggingface_model(str(tiny_model_dir), max_new_tokens=2, prefix_cache_size=1, constrained=False)
+    style = KnowCoderPrompt()
+    model.generate([style.render_prompt(SCHEMA, TEXTS[0]), style.render_prompt(OTHER, TEXTS[1])])
+    assert len(model._prefix_cache) == 1 and model._prefix_cache.misses == 2

@@ -31,6 +31,7 @@ def huggingface_model(
     prefix_cache: bool = True,
     constrained: bool = True,
     max_batch_tokens: int = 0,
+    prefix_cache_size: int = 8,
 ) -> HuggingFaceModel:
     """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default).
 
@@ -51,6 +52,7 @@ def huggingface_model(
         prefix_cache=prefix_cache,
         constrained=constrained,
         max_batch_tokens=max_batch_tokens,
+        prefix_cache_size=prefix_cache_size,
     )
 
 
