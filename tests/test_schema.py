@@ -96,7 +96,7 @@ def test_dict_round_trip_through_json(tmp_path):
         ({"entities": {"PER": "x"}, "events": {"E": {"roles": {"agent": ["ORG"]}}}}, "has type 'ORG'"),
         ({"entities": {"PER": "x", "per": "y"}}, "both become the class 'Per'"),
         ({"entities": {"123": "x"}}, "cannot become a Python class name"),
-        ({"entities": {"Entity": "x"}}, "reserved"),
+        ({"entities": {"X": {"class_name": "Entity"}}}, "reserved"),
         ({}, "defines no entity"),
         ({"entities": {"PER": {"desc": "x"}}}, "unknown field"),
         ({"events": {"E": {"roles": {"trigger": None}}}}, "cannot become a Python parameter"),
@@ -159,3 +159,11 @@ def test_bad_schema_fails_at_add_pipe():
         nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
                                                   "entities": {"A": "a"}, "relations": {"R": {"head": "X", "tail": "A"}}},
                                        "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}})
+
+
+@pytest.mark.parametrize("label, class_name", [("event", "EventType"), ("entity", "EntityType"),
+                                               ("Relation", "RelationType"), ("misc", "Misc")])
+def test_labels_that_would_shadow_a_prompt_class_get_another_class_name(label, class_name):
+    schema = schema_from_mapping({"entities": {label: "x"}, "events": {"E": {"roles": {"agent": [label]}}}})
+    assert schema.entities[0].class_name == class_name
+    assert schema.entities[0].label == label

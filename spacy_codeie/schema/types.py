@@ -17,7 +17,8 @@ ANY_ENTITY = "Entity"
 def class_name_from_label(label: str) -> str:
     """Turn a spaCy label into a CamelCase class name: 'WORKS_FOR' -> 'WorksFor', '人名' -> '人名'.
 
-    Raises SchemaError when no identifier can be derived, so that the user gives one explicitly.
+    A name the prompt defines itself ('event' -> 'Event') gets a 'Type' suffix ('EventType'), so that any label
+    set loads. Raises SchemaError when no identifier can be derived, so that the user gives one explicitly.
     """
     parts = [p for p in re.split(r"[^\w]+|_", label) if p]
     name = "".join(p[:1].upper() + (p[1:].lower() if p.isupper() or p.islower() else p[1:]) for p in parts)
@@ -27,7 +28,7 @@ def class_name_from_label(label: str) -> str:
             f"e.g. {{'class_name': 'MyType'}} in a dict schema, or name the class in a schema file and set "
             f"its 'label' attribute to {label!r}."
         )
-    return name
+    return name + "Type" if name in RESERVED_CLASS_NAMES else name
 
 
 def parameter_name_from_role(role: str) -> str:
