@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 import srsly
 
 from .config import augment_settings, datasets, load_config, model_block, section, settings
+from .fields import from_section
 
 
 def _overrides(extra: List[str]) -> Dict[str, Any]:
@@ -21,21 +22,34 @@ def _overrides(extra: List[str]) -> Dict[str, Any]:
 
 
 def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
-    from ..prompting.knowcoder import KnowCoderPrompt
-    from .records import build_sft_records
+    from .config import prompt_style
+    from .records import ConversationSettings, build_sft_records, dev_sft_records
 
     config = load_config(args.config, _overrides(extra))
     data = section(config, "data")
-    records = build_sft_records(datasets(config), prompt=KnowCoderPrompt(), augment=augment_settings(config),
+    conversations = None
+    if data.get("conversations"):
+        conversations = from_section(ConversationSettings, dict(data["conversations"]), "[data.conversations]")
+    dev: Dict[str, List[Dict[str, Any]]] = {}
+    records = build_sft_records(datasets(config), prompt=prompt_style(config), augment=augment_settings(config),
                                 seed=int(data.get("seed", 0)), window_size=int(data.get("window_size", 1000)),
-                                progress=True)
+                                progress=True, conversations=conversations, dev=dev)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_jsonl(output, records)
+    for name, held in dev.items():  # dev gold in the shared JSONL format, to choose checkpoints on
+        folder = output.parent / "dev"
+        folder.mkdir(exist_ok=True)
+        srsly.write_jsonl(folder / f"{name}.jsonl", held)
+    if dev:  # and as SFT records for a dev loss (sft.dev_records)
+        srsly.write_jsonl(output.parent / "dev" / "sft.jsonl", dev_sft_records(
+            datasets(config), dev, prompt=prompt_style(config), seed=int(data.get("seed", 0)),
+            window_size=int(data.get("window_size", 1000)), conversations=conversations))
     counts: Dict[str, int] = {}
     for r in records:
         counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
-    print(json.dumps({"records": len(records), "per_dataset": counts}, ensure_ascii=False))
+    print(json.dumps({"records": len(records), "per_dataset": counts,
+                      "dev": {k: len(v) for k, v in dev.items()}}, ensure_ascii=False))
     return 0
 
 

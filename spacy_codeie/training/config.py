@@ -62,3 +62,15 @@ def resolve_model(block: Dict[str, Any]):
     from spacy.util import registry
 
     return registry.resolve({"model": block})["model"]
+
+
+def prompt_style(config: Config):
+    """The [data.prompt] block (an @misc prompt style) resolved; KnowCoderPrompt.v1 when there is none."""
+    from spacy.util import registry
+
+    from ..prompting.knowcoder import KnowCoderPrompt
+
+    block = (config.get("data") or {}).get("prompt")
+    if not block:
+        return KnowCoderPrompt()
+    return registry.resolve({"prompt": dict(block)})["prompt"]

@@ -54,8 +54,12 @@ class SFTSettings:
     group_by_length: bool = True
     gradient_checkpointing: bool = False  # trade compute for memory on long sequences or big models
     progress: bool = True
+    mixed_precision: str = "auto"  # "bf16": bf16 autocast (GPU, or a CPU with AVX-512 BF16); "no"; "auto": bf16 on GPU
+    dev_records: str = ""  # SFT records to report a dev loss on at every checkpoint
 
     def __post_init__(self) -> None:
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise CodeIEError("sft.mixed_precision must be 'auto', 'bf16' or 'no'.")
         if self.batch_size < 1 or self.gradient_accumulation < 1:
             raise CodeIEError("sft.batch_size and sft.gradient_accumulation must be at least 1.")
         if self.learning_rate <= 0:
@@ -68,6 +72,7 @@ class SFTSettings:
 class TokenizedRecords:
     rows: List[Dict[str, List[int]]] = field(default_factory=list)
     skipped_too_long: int = 0
+    skipped_turns: int = 0  # conversation turns dropped whole to stay within max_length
     prompt_tokens: int = 0
     completion_tokens: int = 0
 
@@ -81,19 +86,72 @@ def completion_ids(backend: HuggingFaceModel, completion: str) -> List[int]:
     return ids
 
 
+def conversation_ids(backend: HuggingFaceModel, turns: Sequence[Dict[str, str]],
+                     max_length: int) -> Optional[Tuple[List[int], List[int], int]]:
+    """(input ids, labels, turns kept) of a multi-turn record, with a loss on every answer.
+
+    Each turn's prompt holds the earlier turns; the text it adds after the previous answer (and that answer's
+    end-of-turn token) is tokenized on its own, as is each answer, the way the model meets them when it
+    generates. Turns that would pass `max_length` are dropped whole, never cut. None when even the first
+    turn does not fit, or when the chat format does not extend the previous turn (then use single turns).
+    """
+    tokenizer = backend.tokenizer
+    eos_text = tokenizer.eos_token or ""
+    ids: List[int] = []
+    labels: List[int] = []
+    seen = ""
+    kept = 0
+    for turn in turns:
+        formatted = backend.format_prompt(turn["prompt"])
+        if not formatted.startswith(seen):
+            return None
+        delta = formatted[len(seen):]
+        answer = completion_ids(backend, turn["completion"])
+        new_ids = backend._tokenize(delta) if not seen else tokenizer(delta, add_special_tokens=False)["input_ids"]
+        if len(ids) + len(new_ids) + len(answer) > max_length:
+            break
+        ids += new_ids + answer
+        labels += [-100] * len(new_ids) + answer
+        kept += 1
+        seen = formatted + turn["completion"] + (eos_text if answer and answer[-1] == tokenizer.eos_token_id else "")
+    return (ids, labels, kept) if kept else None
+
+
 def tokenize_records(backend: HuggingFaceModel, records: Sequence[Dict[str, Any]], max_length: int) -> TokenizedRecords:
     out = TokenizedRecords()
     for record in records:
-        prompt = backend.encode(record["prompt"])
-        completion = completion_ids(backend, record["completion"])
-        if len(prompt) + len(completion) > max_length:
-            out.skipped_too_long += 1
-            continue
-        out.prompt_tokens += len(prompt)
-        out.completion_tokens += len(completion)
-        out.rows.append({"input_ids": prompt + completion, "labels": [-100] * len(prompt) + completion,
-                         "length": len(prompt) + len(completion)})
+        if "turns" in record:
+            _add_conversation(backend, record["turns"], max_length, out)
+        else:
+            _add_single_turn(backend, record, max_length, out)
     return out
+
+
+def _add_single_turn(backend: HuggingFaceModel, record: Dict[str, str], max_length: int,
+                     out: TokenizedRecords) -> None:
+    prompt = backend.encode(record["prompt"])
+    completion = completion_ids(backend, record["completion"])
+    if len(prompt) + len(completion) > max_length:
+        out.skipped_too_long += 1
+        return
+    out.prompt_tokens += len(prompt)
+    out.completion_tokens += len(completion)
+    out.rows.append({"input_ids": prompt + completion, "labels": [-100] * len(prompt) + completion,
+                     "length": len(prompt) + len(completion)})
+
+
+def _add_conversation(backend: HuggingFaceModel, turns: Sequence[Dict[str, str]], max_length: int,
+                      out: TokenizedRecords) -> None:
+    found = conversation_ids(backend, turns, max_length)
+    if found is None:  # the format cannot chain turns: train each turn as its own record
+        for turn in turns:
+            _add_single_turn(backend, turn, max_length, out)
+        return
+    ids, labels, kept = found
+    out.skipped_turns += len(turns) - kept
+    out.completion_tokens += sum(1 for x in labels if x != -100)
+    out.prompt_tokens += sum(1 for x in labels if x == -100)
+    out.rows.append({"input_ids": ids, "labels": labels, "length": len(ids)})
 
 
 class CompletionCollator:
@@ -125,9 +183,17 @@ def read_records(path: Union[str, Path]) -> List[Dict[str, Any]]:
         raise CodeIEError(f"The SFT records {str(path)!r} do not exist. Run the 'convert' step first.")
     records = list(srsly.read_jsonl(path))
     for i, record in enumerate(records):
-        if not isinstance(record, dict) or not isinstance(record.get("prompt"), str) \
-                or not isinstance(record.get("completion"), str):
-            raise CodeIEError(f"Line {i + 1} of {str(path)!r} is not an SFT record with 'prompt' and 'completion'.")
+        turns = record.get("turns") if isinstance(record, dict) else None
+        if turns is not None:
+            ok = isinstance(turns, list) and turns and all(
+                isinstance(t, dict) and isinstance(t.get("prompt"), str) and isinstance(t.get("completion"), str)
+                for t in turns)
+        else:
+            ok = isinstance(record, dict) and isinstance(record.get("prompt"), str) \
+                and isinstance(record.get("completion"), str)
+        if not ok:
+            raise CodeIEError(f"Line {i + 1} of {str(path)!r} is not an SFT record with 'prompt' and 'completion' "
+                              "(or 'turns' of them).")
     if not records:
         raise CodeIEError(f"{str(path)!r} holds no SFT records.")
     return records
@@ -162,6 +228,16 @@ def load_for_training(model: Dict[str, Any]) -> Tuple[HuggingFaceModel, Any]:
     return backend, base
 
 
+def _use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
+    import torch
+
+    if mixed_precision == "no":
+        return False
+    if on_gpu:
+        return torch.cuda.is_bf16_supported()
+    return mixed_precision == "bf16"  # CPU: only when asked (fast with AVX-512 BF16, slow without)
+
+
 def _forget_gguf_quantization(model) -> None:
     """transformers dequantizes GGUF weights to plain float tensors on load but keeps the model marked as
     quantized, and its Trainer then refuses to train. The weights are ordinary tensors: drop the marks."""
@@ -191,6 +267,9 @@ def finetune(
     records = read_records(records_path)
     backend, base = load_for_training(model)
     data = tokenize_records(backend, records, sft.max_length)
+    dev = None
+    if sft.dev_records:
+        dev = tokenize_records(backend, read_records(sft.dev_records), sft.max_length)
     if not data.rows:
         raise CodeIEError(f"All {len(records)} records are longer than sft.max_length={sft.max_length} tokens.")
     torch.manual_seed(sft.seed)
@@ -213,7 +292,9 @@ def finetune(
         seed=sft.seed,
         report_to="none",
         use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(),
+        bf16=_use_bf16(sft.mixed_precision, on_gpu),
+        eval_strategy="steps" if dev is not None else "no",
+        eval_steps=sft.save_steps,
         train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
         remove_unused_columns=False,
         disable_tqdm=not sft.progress,
@@ -226,6 +307,7 @@ def finetune(
         model=peft_model,
         args=args,
         train_dataset=datasets.Dataset.from_list(data.rows),
+        eval_dataset=datasets.Dataset.from_list(dev.rows) if dev is not None else None,
         data_collator=CompletionCollator(backend.tokenizer.pad_token_id),
     )
     resume = last_checkpoint(output / "checkpoints")
@@ -240,6 +322,7 @@ def finetune(
         "records": len(records),
         "trained_records": len(data.rows),
         "skipped_too_long": data.skipped_too_long,
+        "skipped_turns": data.skipped_turns,
         "prompt_tokens": data.prompt_tokens,
         "completion_tokens": data.completion_tokens,
         "steps": trainer.state.global_step,

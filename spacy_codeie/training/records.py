@@ -7,9 +7,9 @@ the model is trained on is exactly what it will be asked and what the parser rea
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import spacy
 from spacy.tokens import Doc, DocBin
@@ -35,6 +35,7 @@ class DatasetSpec:
     schema: str
     lang: str = "en"
     limit: int = 0  # a seeded random sample of this many records (0: all)
+    dev: int = 0  # records held out of training for the dev split (seeded), before `limit` applies
     relations_from_events: str = "off"  # "also"/"only": relation records derived from its events (derived.py)
 
     @classmethod
@@ -109,6 +110,16 @@ def sft_records_for(
             }
 
 
+def split_dev(records: List[Dict[str, Any]], count: int, seed: int, name: str) -> Tuple[List, List]:
+    """(train, dev): `count` records drawn with a seed of their own, so the dev split never moves."""
+    if count <= 0:
+        return records, []
+    order = list(range(len(records)))
+    random.Random(f"{seed}:{name}:dev").shuffle(order)
+    held = set(order[:count])
+    return ([r for i, r in enumerate(records) if i not in held], [r for i, r in enumerate(records) if i in held])
+
+
 def build_sft_records(
     datasets: Sequence[DatasetSpec],
     *,
@@ -117,18 +128,29 @@ def build_sft_records(
     seed: int = 0,
     window_size: int = 1000,
     progress: bool = False,
+    conversations: Optional["ConversationSettings"] = None,
+    dev: Optional[Dict[str, List[Dict[str, Any]]]] = None,
 ) -> List[Dict[str, Any]]:
-    """The shuffled mix of all datasets' SFT records (NER, RE and EE together)."""
+    """The shuffled mix of all datasets' SFT records (NER, RE and EE together).
+
+    With `conversations`, records are multi-turn conversations (see conversations.py). Each dataset's `dev`
+    records are held out first and, when `dev` is a dict, stored there by dataset name.
+    """
     if not datasets:
         raise CodeIEError("No datasets to convert. List at least one under [data.datasets] in the config.")
     prompt = prompt or KnowCoderPrompt()
     augment = augment or AugmentSettings()
     out: List[Dict[str, Any]] = []
     for spec in datasets:
-        records = load_corpus(spec.path, spec.lang)
+        records, held = split_dev(load_corpus(spec.path, spec.lang), spec.dev, seed, spec.name)
+        if dev is not None and held:
+            dev[spec.name] = held
         if spec.limit and spec.limit < len(records):
             records = random.Random(f"{seed}:{spec.name}").sample(records, spec.limit)
         schema = schema_from_json(spec.schema)
+        if conversations is not None:
+            out.extend(_conversations(records, schema, spec, prompt, augment, seed, window_size, conversations))
+            continue
         if spec.relations_from_events != "only":
             out.extend(sft_records_for(records, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
                                        augment=augment, seed=seed, window_size=window_size, progress=progress))
@@ -142,3 +164,72 @@ def build_sft_records(
                                            progress=progress))
     random.Random(seed).shuffle(out)
     return out
+
+
+def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: AugmentSettings, seed: int,
+                   window_size: int, settings: "ConversationSettings") -> List[Dict[str, Any]]:
+    from .conversations import conversation_records
+
+    def convert(recs, sch, name):
+        return list(conversation_records(recs, sch, dataset=name, lang=spec.lang, prompt=prompt, augment=augment,
+                                         seed=seed, max_turns=settings.max_turns, max_chars=settings.max_chars,
+                                         window_size=window_size, synonyms=settings.synonyms(),
+                                         rename_rate=settings.rename_rate))
+
+    out: List[Dict[str, Any]] = []
+    if spec.relations_from_events != "only":
+        out.extend(convert(records, schema, spec.name))
+    if spec.relations_from_events != "off" and schema.events:
+        types = event_relation_types(schema, records)
+        derived = relation_schema(schema, types)
+        if derived is not None:
+            out.extend(convert([relation_record(r, types) for r in records], derived, f"{spec.name}-relations"))
+    return out
+
+
+def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[str, Any]]], *, prompt,
+                    seed: int, window_size: int, conversations: Optional["ConversationSettings"]) -> List[Dict[str, Any]]:
+    """SFT records of the held-out dev records, as at inference: whole schema, no augmentation."""
+    off = AugmentSettings.off()
+    out: List[Dict[str, Any]] = []
+    for spec in datasets:
+        held = dev.get(spec.name)
+        if not held:
+            continue
+        schema = schema_from_json(spec.schema)
+        if conversations is not None:
+            out.extend(_conversations(held, schema, spec, prompt, off, seed, window_size,
+                                      replace(conversations, rename_rate=0.0)))
+        else:
+            out.extend(sft_records_for(held, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
+                                       augment=off, seed=seed, window_size=window_size))
+    return out
+
+
+@dataclass(frozen=True)
+class ConversationSettings:
+    """[data.conversations]: several sentences per record under one rendering of the classes."""
+
+    max_turns: int = 6
+    max_chars: int = 1500  # sentence text per conversation
+    rename_rate: float = 0.0  # chance to rename a type's class with a synonym from synonyms_path
+    synonyms_path: str = ""  # JSON {label: [class names]}
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1 or self.max_chars < 1:
+            raise CodeIEError("data.conversations: max_turns and max_chars must be positive.")
+        if not 0.0 <= self.rename_rate <= 1.0:
+            raise CodeIEError("data.conversations.rename_rate must be a probability between 0 and 1.")
+
+    def synonyms(self) -> Dict[str, List[str]]:
+        if not self.synonyms_path:
+            return {}
+        import srsly
+
+        path = Path(self.synonyms_path)
+        if not path.is_file():
+            raise CodeIEError(f"data.conversations.synonyms_path {str(path)!r} does not exist.")
+        data = srsly.read_json(path)
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
+            raise CodeIEError(f"{str(path)!r} must hold a JSON object of label -> list of class names.")
+        return {str(k): [str(n) for n in v] for k, v in data.items()}

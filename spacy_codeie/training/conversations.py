@@ -1,0 +1,107 @@
+"""Conversation records: several sentences answered under one rendering of the classes.
+
+A single-turn record pays for the whole schema with every sentence; with a compact schema that is still half
+of each record. A conversation shows the classes once, in its first turn, and then asks for sentence after
+sentence, with a loss on every answer, so each optimizer step teaches several answers for the price of one
+schema. The first turn of every conversation is exactly the prompt the component sends at inference.
+
+Each conversation draws one augmented view of its dataset's schema (negative sampling, dropout, shuffling,
+guideline dropout, masking, renamed labels), so the model learns to read the classes, not a label set.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import replace
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+
+import spacy
+
+from ..gold import gold_instances
+from ..readers import GoldConverter
+from ..schema.types import EntityType, EventType, RelationType, Schema
+from ..windows import split_windows
+from .augment import AugmentSettings, SchemaView, schema_view
+from .records import present_labels
+
+
+def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate: float,
+                  rng: random.Random) -> SchemaView:
+    """Give some types another class name from `synonyms` (label -> names), so no label set is learnt by heart.
+
+    Keys match labels case-insensitively; a name already used in the view is never taken twice.
+    """
+    if rate <= 0 or not synonyms:
+        return view
+    lookup = {key.lower(): list(names) for key, names in synonyms.items()}
+    taken = {t.class_name for t in view.schema.types}
+    applied = list(view.applied)
+
+    def vary(types):
+        out = []
+        for t in types:
+            names = [n for n in lookup.get(t.label.lower(), ()) if n.isidentifier() and n not in taken]
+            if names and rng.random() < rate:
+                name = rng.choice(names)
+                taken.add(name)
+                t = replace(t, class_name=name)
+                applied.append("rename")
+            out.append(t)
+        return out
+
+    schema = view.schema
+    renamed = Schema.build([e for e in vary(schema.entities) if isinstance(e, EntityType)],
+                           [r for r in vary(schema.relations) if isinstance(r, RelationType)],
+                           [e for e in vary(schema.events) if isinstance(e, EventType)])
+    return SchemaView(renamed, view.targets, tuple(sorted(set(applied))))
+
+
+def conversation_records(
+    records: Sequence[Dict[str, Any]],
+    schema: Schema,
+    *,
+    dataset: str,
+    lang: str,
+    prompt,
+    augment: AugmentSettings,
+    seed: int,
+    max_turns: int = 6,
+    max_chars: int = 1500,
+    window_size: int = 1000,
+    synonyms: Optional[Mapping[str, Sequence[str]]] = None,
+    rename_rate: float = 0.0,
+) -> Iterator[Dict[str, Any]]:
+    """Conversations of 1..max_turns windows (at most max_chars of sentence text), in a seeded random order."""
+    nlp = spacy.blank(lang)
+    converter = GoldConverter(nlp)
+    units: List[Tuple[str, Any, Any]] = []
+    for n, record in enumerate(records):
+        doc = converter.doc(record)
+        for w, window in enumerate(split_windows(doc, window_size)):
+            units.append((f"{record.get('id', n)}#{w}", doc, window))
+    rng = random.Random(f"{seed}:{dataset}:conversations")
+    rng.shuffle(units)
+    i = 0
+    while i < len(units):
+        turns = rng.randint(1, max_turns)
+        chunk = [units[i]]
+        chars = len(units[i][2].text)
+        while len(chunk) < turns and i + len(chunk) < len(units):
+            nxt = units[i + len(chunk)]
+            if chars + len(nxt[2].text) > max_chars:
+                break
+            chunk.append(nxt)
+            chars += len(nxt[2].text)
+        i += len(chunk)
+        present = frozenset().union(*(present_labels(doc, window) for _, doc, window in chunk))
+        view = schema_view(schema, present, augment, rng)
+        view = rename_labels(view, synonyms or {}, rename_rate, rng)
+        solved = [(window.text, gold_instances(doc, window, view.schema, view.targets)) for _, doc, window in chunk]
+        yield {
+            "id": "+".join(uid for uid, _, _ in chunk),
+            "dataset": dataset,
+            "lang": lang,
+            "schema": view.schema.to_dict(),
+            "turns": prompt.render_conversation(view.schema, solved),
+            "instances": sum(len(inst) for _, inst in solved),
+            "augment": list(view.applied),
+        }

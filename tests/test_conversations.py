@@ -1,0 +1,108 @@
+"""Conversation records: several sentences under one rendering of the classes, a loss on every answer."""
+import json
+import random
+
+import pytest
+
+from spacy_codeie.instances import EntityInstance
+from spacy_codeie.prompting import CompactPrompt
+from spacy_codeie.schema import schema_from_dict
+from spacy_codeie.training.augment import AugmentSettings, SchemaView
+from spacy_codeie.training.conversations import conversation_records, rename_labels
+from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
+from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
+
+from conftest import shared_file
+
+RECORDS = [
+    {"id": str(i), "lang": "en", "text": text, "relations": [], "events": [],
+     "entities": [{"start": text.index(m), "end": text.index(m) + len(m), "label": "PER", "text": m} for m in ms]}
+    for i, (text, ms) in enumerate([("Ada met Bob.", ["Ada", "Bob"]), ("Nothing here.", []),
+                                    ("Carl left.", ["Carl"]), ("Dora and Eve sang.", ["Dora", "Eve"])])
+]
+
+
+def _backend(folder):
+    backend, _ = load_for_training({"@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(folder)})
+    return backend
+
+
+def test_conversations_cover_every_window_once_with_gold_answers():
+    schema = schema_from_dict(entities={"PER": "person"})
+    convs = list(conversation_records(RECORDS, schema, dataset="toy", lang="en", prompt=CompactPrompt(),
+                                      augment=AugmentSettings.off(), seed=0, max_turns=3))
+    assert sorted(i for c in convs for i in c["id"].split("+")) == ["0#0", "1#0", "2#0", "3#0"]
+    answers = {t["prompt"].rsplit('sentence = "', 1)[1].split('"')[0]: t["completion"] for c in convs for t in c["turns"]}
+    assert answers == {"Ada met Bob.": 'Per("Ada"), Per("Bob")]', "Nothing here.": "]", "Carl left.": 'Per("Carl")]',
+                       "Dora and Eve sang.": 'Per("Dora"), Per("Eve")]'}
+    assert all(len(c["turns"]) <= 3 for c in convs)
+
+
+def test_every_answer_has_a_loss_and_the_first_turn_is_the_inference_prompt(tiny_chat_model_dir):
+    backend = _backend(tiny_chat_model_dir)
+    schema = schema_from_dict(entities={"PER": "person"})
+    solved = [(r["text"], [EntityInstance("PER", e["text"]) for e in r["entities"]]) for r in RECORDS]
+    turns = CompactPrompt().render_conversation(schema, solved)
+    ids, labels, kept = conversation_ids(backend, turns, max_length=100000)
+    assert kept == len(turns)
+    first = backend.encode(turns[0]["prompt"])
+    assert ids[: len(first)] == first and labels[: len(first)] == [-100] * len(first)
+    # the labelled stretches are exactly the answers, each closed by the end-of-turn token
+    stretches, current = [], []
+    for token, label in zip(ids, labels):
+        if label != -100:
+            assert label == token
+            current.append(token)
+        elif current:
+            stretches.append(current)
+            current = []
+    if current:
+        stretches.append(current)
+    eos = backend.tokenizer.eos_token_id
+    assert [backend.tokenizer.decode(s[:-1]) for s in stretches] == [t["completion"] for t in turns]
+    assert all(s[-1] == eos for s in stretches)
+    # the whole sequence is the last turn's prompt followed by its answer
+    assert backend.tokenizer.decode(ids[:-1]) == backend.format_prompt(turns[-1]["prompt"]) + turns[-1]["completion"]
+
+
+def test_turns_over_max_length_are_dropped_whole(tiny_chat_model_dir):
+    backend = _backend(tiny_chat_model_dir)
+    schema = schema_from_dict(entities={"PER": "person"})
+    turns = CompactPrompt().render_conversation(schema, [(r["text"], []) for r in RECORDS])
+    full, _, _ = conversation_ids(backend, turns, max_length=100000)
+    two, _, kept = conversation_ids(backend, turns[:2], max_length=100000)
+    cut = conversation_ids(backend, turns, max_length=len(two))
+    assert kept == 2 and cut[2] == 2 and cut[0] == two and len(full) > len(two)
+    data = tokenize_records(backend, [{"turns": turns}], max_length=len(two))
+    assert data.skipped_turns == len(turns) - 2 and len(data.rows) == 1
+
+
+def test_renamed_labels_keep_labels_and_never_collide():
+    schema = schema_from_dict(entities={"PER": "person", "ORG": "organization"})
+    view = SchemaView(schema, frozenset({"PER", "ORG"}), ())
+    renamed = rename_labels(view, {"per": ["Person", "Org"], "ORG": ["Organization"]}, 1.0, random.Random(0))
+    names = {e.label: e.class_name for e in renamed.schema.entities}
+    assert names["ORG"] == "Organization" and names["PER"] == "Person"  # "Org" was taken, never reused
+    assert "rename" in renamed.applied
+
+
+def test_dev_split_is_held_out_of_training(tmp_path):
+    path = shared_file("wikiann", "train")
+    dev = {}
+    records = build_sft_records([DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), lang="xx",
+                                             limit=40, dev=10)],
+                                prompt=CompactPrompt(), conversations=ConversationSettings(max_turns=4), dev=dev)
+    held = {r["id"] for r in dev["wikiann"]}
+    assert len(held) == 10
+    trained = {i.split("#")[0] for r in records for i in r["id"].split("+")}
+    assert trained and not trained & held
+    all_records = [json.loads(line) for line in path.open(encoding="utf8")]
+    again, held_again = split_dev(all_records, 10, 0, "wikiann")
+    assert {r["id"] for r in held_again} == held and len(again) == len(all_records) - 10
+
+
+def test_conversation_settings_are_checked():
+    with pytest.raises(Exception, match="max_turns"):
+        ConversationSettings(max_turns=0)
+    with pytest.raises(Exception, match="rename_rate"):
+        ConversationSettings(rename_rate=2.0)
