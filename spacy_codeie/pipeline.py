@@ -24,6 +24,7 @@ from .annotations import (
 )
 from .errors import CodeIEError
 from .parsing import CodeParser
+from .models.contract import declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
 from .schema.types import Schema
@@ -40,7 +41,7 @@ DIAGNOSTIC_FIELDS = (
 DEFAULT_CONFIG = {
     "schema": None,
     "model": {"@llm_models": "spacy_codeie.DefaultModel.v2"},
-    "prompt": {"@misc": "spacy_codeie.KnowCoderPrompt.v1"},
+    "prompt": None,  # None: the style the model declares it was trained with, else KnowCoderPrompt.v1
     "max_types_per_prompt": 0,
     "task_split": "joint",
     "window_size": 1000,
@@ -65,7 +66,7 @@ def make_codeie(
     name: str,
     schema: Optional[Schema],
     model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
-    prompt: KnowCoderPrompt,
+    prompt: Optional[KnowCoderPrompt],
     max_types_per_prompt: int,
     task_split: str,
     window_size: int,
@@ -141,7 +142,7 @@ class CodeIE(Pipe):
         self.vocab = vocab
         self.name = name
         self.model = model
-        self.prompt = prompt or KnowCoderPrompt()
+        self.prompt = prompt or declared_prompt_style(model) or KnowCoderPrompt()
         self.cfg: Dict[str, Any] = {
             "max_types_per_prompt": max_types_per_prompt,
             "task_split": task_split,
@@ -216,7 +217,7 @@ class CodeIE(Pipe):
                 continue
             for g, group in enumerate(self.groups):
                 units.append((window, g))
-                prompts.append(self.prompt.render_prompt(group, window.text))
+                prompts.append(self.prompt.prompt_for(group, window.text))
         diag["prompts"] = len(prompts)
         return units, prompts, diag
 

@@ -186,3 +186,41 @@ def test_the_grammar_accepts_the_gold_answer_of_every_shared_test_prompt(dataset
     rejected = [(prompt[-200:], completion) for prompt, completion in table.items()
                 if not _accepts(grammar_for(prompt), completion)]
     assert not rejected, rejected[:2]
+
+
+def _schemas():
+    from conftest import PAPER_SCHEMA, SHARED_DATA
+    from spacy_codeie.schema import schema_from_json
+    from spacy_codeie.schema.loaders import schema_from_mapping
+
+    yield schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    for name in ("conll04", "casie", "phee", "fewfc_zh", "conll2003_en"):
+        path = SHARED_DATA / name / "labels.json"
+        if path.is_file():
+            yield schema_from_json(path)
+
+
+def test_classes_from_the_schema_equal_the_classes_read_from_a_knowcoder_prompt():
+    from spacy_codeie.models.constrained import classes_for_schema, classes_in
+    from spacy_codeie.prompting import KnowCoderPrompt
+
+    for schema in _schemas():
+        code = KnowCoderPrompt().render_schema(schema)
+        assert classes_for_schema(schema) == classes_in(code)
+
+
+def test_every_style_carries_its_constraint_and_unknown_text_is_left_unconstrained():
+    from spacy_codeie.models.constrained import grammar_for
+    from spacy_codeie.prompting import CompactPrompt, KnowCoderPrompt
+    from spacy_codeie.schema import schema_from_dict
+
+    schema = schema_from_dict(entities={"PER": "person"})
+    for style in (KnowCoderPrompt(), CompactPrompt()):
+        prompt = style.prompt_for(schema, 'Ada "A" Lovelace')
+        assert prompt == style.render_prompt(schema, 'Ada "A" Lovelace')
+        grammar = grammar_for(prompt)
+        state = grammar.advance(grammar.initial, b'Per("Ada \\"A\\"")]')
+        assert state is not None
+        assert grammar.advance(grammar.initial, b'Per("Bob")]') is None
+    # a compact prompt read as plain text has no KnowCoder class definitions: not constrained, not forced to []
+    assert grammar_for(str(CompactPrompt().render_prompt(schema, "Ada"))) is None

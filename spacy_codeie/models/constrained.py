@@ -467,10 +467,48 @@ class KnowCoderConstraint:
         return scores
 
 
+def classes_for_schema(schema) -> PromptClasses:
+    """What an answer in KnowCoder's instance syntax may instantiate for `schema`: its entity classes (and the
+    base `Entity` for arguments), its relations with the classes of their head and tail, its events with their
+    role parameters and the classes each takes. Built from the schema, so it holds for any prompt style."""
+    from ..schema.types import ANY_ENTITY
+
+    entities = frozenset({ANY} | {e.class_name.encode("utf-8") for e in schema.entities})
+
+    def admitted(labels) -> FrozenSet[bytes]:
+        if not labels or ANY_ENTITY in labels:
+            return entities
+        names = set()
+        for label in labels:
+            found = schema.entity_by_label(label)
+            if found is None:
+                return entities
+            names.add(found.class_name.encode("utf-8"))
+        return frozenset(names | {ANY})
+
+    relations = tuple((r.class_name.encode("utf-8"), admitted(r.head), admitted(r.tail)) for r in schema.relations)
+    events = tuple((e.class_name.encode("utf-8"),
+                    tuple((role.parameter.encode("utf-8"), admitted(role.types)) for role in e.roles))
+                   for e in schema.events)
+    return PromptClasses(entities, relations, events)
+
+
 def grammar_for(prompt: str) -> Optional[CompletionGrammar]:
-    """The completion grammar of a KnowCoder prompt, or None when it has no sentence literal."""
+    """The completion grammar of a prompt, or None where there is nothing to constrain by.
+
+    A `Prompt` from a prompt style carries its answer classes and sentence. A plain string is read as a
+    KnowCoderPrompt.v1 prompt; one that defines no class it can read is left unconstrained (never forced to
+    an empty answer).
+    """
+    classes = getattr(prompt, "answer_classes", None)
+    sentence = getattr(prompt, "sentence_literal", None)
+    if classes is not None and sentence is not None:
+        return CompletionGrammar(classes, sentence)
     sentence = sentence_literal(prompt)
     if sentence is None:
         return None
     code_end = prompt.rfind("\nsentence = ")
-    return CompletionGrammar(classes_in(prompt[:code_end]), sentence)
+    classes = classes_in(prompt[:code_end])
+    if not classes.top_level:
+        return None
+    return CompletionGrammar(classes, sentence)

@@ -6,7 +6,7 @@ all prompts of all docs it is given in one call, so that it can batch (or send c
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, List, Sequence
+from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
 
 from ..parsing import ListScanner
 from ..prompting.knowcoder import COMPLETION_PREFIX
@@ -34,3 +34,16 @@ def cut_at_list_close(text: str) -> str:
         if scanner.closed:
             return text[: i + 1]
     return text
+
+
+@runtime_checkable
+class DeclaresPromptStyle(Protocol):
+    """A model that knows the prompt style it was trained with (e.g. from its adapter's `prompt_style.json`)."""
+
+    @property
+    def prompt_style(self) -> Optional[Any]: ...
+
+
+def declared_prompt_style(model: Any) -> Optional[Any]:
+    """The prompt style a model declares, or None (then the component uses its configured or default style)."""
+    return model.prompt_style if isinstance(model, DeclaresPromptStyle) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -230,6 +231,14 @@ class HuggingFaceModel:
         if not self.has_adapter:
             raise ModelLoadError("This model has no adapter to save.")
         self.model.save_pretrained(str(path))
+        declared = Path(self.adapter) / PROMPT_STYLE_FILE
+        if declared.is_file() and declared.resolve() != (Path(path) / PROMPT_STYLE_FILE).resolve():
+            shutil.copyfile(declared, Path(path) / PROMPT_STYLE_FILE)
+
+    @property
+    def prompt_style(self):
+        """The prompt style the loaded adapter was trained with (its `prompt_style.json`), or None."""
+        return read_prompt_style(self.adapter) if self.adapter else None
 
     # ---- spacy-llm contract -----------------------------------------------------------------
     def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
@@ -416,3 +425,27 @@ def _with_adapter(model, adapter: str):
             f"The adapter folder {adapter!r} has no adapter_config.json. Give the folder a peft LoRA run saved."
         )
     return PeftModel.from_pretrained(model, str(path))
+
+
+PROMPT_STYLE_FILE = "prompt_style.json"  # in an adapter folder: the registered prompt style it was trained with
+
+
+def write_prompt_style(adapter_dir: Union[str, Path], block: Dict[str, Any]) -> None:
+    """Record the prompt style (an `@misc` block) an adapter is trained with, beside its weights."""
+    import srsly
+
+    srsly.write_json(Path(adapter_dir) / PROMPT_STYLE_FILE, dict(block))
+
+
+def read_prompt_style(adapter_dir: Union[str, Path]):
+    """The prompt style an adapter folder declares, resolved from spaCy's registry; None if it declares none."""
+    import srsly
+    from spacy.util import registry
+
+    path = Path(adapter_dir) / PROMPT_STYLE_FILE
+    if not path.is_file():
+        return None
+    block = srsly.read_json(path)
+    if not isinstance(block, dict) or "@misc" not in block:
+        raise ModelLoadError(f"{path} must hold a registered prompt style, e.g. {{\"@misc\": \"spacy_codeie.CompactPrompt.v1\"}}.")
+    return registry.resolve({"style": block})["style"]

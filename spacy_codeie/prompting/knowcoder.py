@@ -15,6 +15,7 @@ from spacy.util import registry
 from ..instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 from ..errors import SchemaError
 from ..schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
+from .prompt import Prompt
 
 KNOWCODER_SYSTEM_PROMPT = (
     "You are a highly skilled assistant at digesting and extracting information from textual content. "
@@ -208,6 +209,13 @@ class KnowCoderPrompt:
             answer = turns[i][1] + "\n" if i < len(turns) else ""
             parts.append(f"{INPUT_MARKER}{query}{OUTPUT_MARKER}{COMPLETION_PREFIX}{answer}")
         return head + "".join(parts)
+
+    def prompt_for(self, schema: Schema, text: str) -> "Prompt":
+        """`render_prompt` as a `Prompt` that carries the classes its answer may use, for constrained decoding."""
+        from ..models.constrained import classes_for_schema
+
+        literal = python_string_literal(text)[1:-1]
+        return Prompt(self.render_prompt(schema, text), classes_for_schema(schema), literal)
 
     # ---- instances -> code ------------------------------------------------------------------
     def _mention(self, schema: Schema, mention: Mention) -> str:
