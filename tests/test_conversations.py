@@ -106,3 +106,29 @@ def test_conversation_settings_are_checked():
         ConversationSettings(max_turns=0)
     with pytest.raises(Exception, match="rename_rate"):
         ConversationSettings(rename_rate=2.0)
+
+
+def test_a_trained_adapter_declares_its_style_and_the_component_uses_it(tiny_chat_model_dir, tmp_path):
+    import spacy
+    import srsly
+
+    from spacy_codeie.training.finetune import SFTSettings, finetune
+
+    schema = schema_from_dict(entities={"PER": "person"})
+    solved = [(r["text"], [EntityInstance("PER", e["text"]) for e in r["entities"]]) for r in RECORDS]
+    records = tmp_path / "sft.jsonl"
+    srsly.write_jsonl(records, [{"turns": CompactPrompt().render_conversation(schema, solved)}])
+    block = {"@misc": "spacy_codeie.CompactPrompt.v1"}
+    model = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_chat_model_dir)}
+    finetune(model, records, tmp_path / "run", sft=SFTSettings(max_steps=1, batch_size=1, save_steps=1,
+                                                                progress=False), prompt_style=block)
+    assert srsly.read_json(tmp_path / "run" / "adapter" / "prompt_style.json") == block
+    assert srsly.read_json(tmp_path / "run" / "checkpoints" / "checkpoint-1" / "prompt_style.json") == block
+    nlp = spacy.blank("en")
+    component = nlp.add_pipe("codeie", config={
+        "schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PER": "person"}},
+        "model": {**model, "adapter": str(tmp_path / "run" / "adapter"), "max_new_tokens": 4}})
+    assert isinstance(component.prompt, CompactPrompt)
+    nlp("Ada met Bob.")  # runs end to end under the compact style's constraint
+    nlp.to_disk(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "codeie" / "adapter" / "prompt_style.json").is_file()

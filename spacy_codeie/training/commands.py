@@ -57,8 +57,10 @@ def cmd_finetune(args: argparse.Namespace, extra: List[str]) -> int:
     from .finetune import LoraSettings, SFTSettings, finetune
 
     config = load_config(args.config, _overrides(extra))
+    style = (config.get("data") or {}).get("prompt")
     summary = finetune(model_block(config), args.records, args.output,
-                       lora=settings(LoraSettings, config, "lora"), sft=settings(SFTSettings, config, "sft"))
+                       lora=settings(LoraSettings, config, "lora"), sft=settings(SFTSettings, config, "sft"),
+                       prompt_style=dict(style) if style else None)
     print(json.dumps({k: summary[k] for k in ("trained_records", "skipped_too_long", "steps", "final_loss",
                                               "seconds_this_run")}))
     return 0
@@ -77,7 +79,7 @@ def cmd_evaluate_recipe(args: argparse.Namespace, extra: List[str]) -> int:
     from .evaluate import evaluate_model, test_sets_from, write_report
 
     config = load_config(args.config, _overrides(extra))
-    ev = section(config, "evaluate")
+    ev = section(config, args.section)
     tests = test_sets_from(ev)
     model = resolve_model(_model_with(config, args.adapter or "", batch_size=ev.get("batch_size"),
                                       max_new_tokens=ev.get("max_new_tokens"), progress=not args.quiet))
@@ -207,6 +209,8 @@ def add_commands(sub) -> None:
     p.add_argument("config")
     p.add_argument("output")
     p.add_argument("--adapter", default="")
+    p.add_argument("--section", default="evaluate",
+                   help="the config section with the sets, e.g. 'evaluate_dev' for the held-out dev split")
     p.add_argument("--name", default="")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_evaluate_recipe, takes_overrides=True)

@@ -96,12 +96,30 @@ def conversation_records(
         view = schema_view(schema, present, augment, rng)
         view = rename_labels(view, synonyms or {}, rename_rate, rng)
         solved = [(window.text, gold_instances(doc, window, view.schema, view.targets)) for _, doc, window in chunk]
+        turns = prompt.render_conversation(view.schema, solved)
+        for turn, (text, _) in zip(turns, solved):
+            turn["text"] = text
         yield {
             "id": "+".join(uid for uid, _, _ in chunk),
             "dataset": dataset,
             "lang": lang,
             "schema": view.schema.to_dict(),
-            "turns": prompt.render_conversation(view.schema, solved),
+            "turns": turns,
             "instances": sum(len(inst) for _, inst in solved),
             "augment": list(view.applied),
         }
+
+
+def first_turns(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Single-turn records as the component sends them: a conversation's first turn, with its schema and text
+    (what DPO samples from); single-turn records pass through."""
+    out = []
+    for record in records:
+        if "turns" not in record:
+            out.append(record)
+            continue
+        first = record["turns"][0]
+        out.append({"id": record.get("id"), "dataset": record.get("dataset"), "lang": record.get("lang"),
+                    "schema": record.get("schema"), "text": first.get("text"), "prompt": first["prompt"],
+                    "completion": first["completion"]})
+    return out

@@ -129,7 +129,9 @@ def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path:
     from .config import resolve_model
 
     settings = settings or DPOSettings()
-    records = read_records(records_path)
+    from .conversations import first_turns
+
+    records = first_turns(read_records(records_path))
     if settings.max_prompts:
         records = records[: settings.max_prompts]
     backend = resolve_model({**model, "adapter": str(adapter)})

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import CodeIEError
-from ..models.huggingface import HuggingFaceModel
+from ..models.huggingface import HuggingFaceModel, write_prompt_style
 from .plots import plot_loss
 
 
@@ -228,6 +228,21 @@ def load_for_training(model: Dict[str, Any]) -> Tuple[HuggingFaceModel, Any]:
     return backend, base
 
 
+def _style_in_checkpoints(block: Dict[str, Any]):
+    """A callback that writes the prompt style into every checkpoint, so that a checkpoint is evaluated (and
+    resumed) with the style it learnt."""
+    from transformers import TrainerCallback
+
+    class DeclareStyleInCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                write_prompt_style(folder, block)
+            return control
+
+    return DeclareStyleInCheckpoints()
+
+
 def _use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
     import torch
 
@@ -254,8 +269,13 @@ def finetune(
     *,
     lora: Optional[LoraSettings] = None,
     sft: Optional[SFTSettings] = None,
+    prompt_style: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Train a LoRA adapter; writes `<output>/adapter`, `train_log.json` and `loss.png`. Returns the summary."""
+    """Train a LoRA adapter; writes `<output>/adapter`, `train_log.json` and `loss.png`. Returns the summary.
+
+    `prompt_style` (an `@misc` block) is the style the records were rendered in; the adapter declares it, so
+    the component prompts the trained model exactly as it was trained.
+    """
     import torch
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
@@ -310,12 +330,16 @@ def finetune(
         eval_dataset=datasets.Dataset.from_list(dev.rows) if dev is not None else None,
         data_collator=CompletionCollator(backend.tokenizer.pad_token_id),
     )
+    if prompt_style:
+        trainer.add_callback(_style_in_checkpoints(prompt_style))
     resume = last_checkpoint(output / "checkpoints")
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
     adapter_dir = output / "adapter"
     peft_model.save_pretrained(str(adapter_dir))
+    if prompt_style:
+        write_prompt_style(adapter_dir, prompt_style)
     log = [entry for entry in trainer.state.log_history if "loss" in entry]
     summary = {
         "model": model,
