@@ -23,7 +23,6 @@ from .annotations import (
     set_relation_records,
 )
 from .errors import CodeIEError
-from .parsing import CodeParser
 from .models.contract import declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
@@ -165,7 +164,7 @@ class CodeIE(Pipe):
         group_types = self._group_types(schema)
         self.groups = [schema.subset(types) for types in group_types]
         self.group_targets = [frozenset(t.label for t in types) for types in group_types]
-        self._parsers = [CodeParser(group) for group in self.groups]
+        self._parsers = [self.prompt.parser(group) for group in self.groups]
 
     def _group_types(self, schema: Schema) -> List[List[object]]:
         """Types per prompt: per task if asked, at most max_types_per_prompt types each."""

@@ -93,3 +93,13 @@ def test_registered_with_its_defaults():
     style = registry.misc.get("spacy_codeie.CompactPrompt.v1")()
     assert isinstance(style, CompactPrompt)
     assert style.system_prompt + "\n" == SYSTEM
+
+
+def test_the_shipped_styles_are_prompt_styles():
+    from spacy_codeie.prompting import KnowCoderPrompt
+    from spacy_codeie.prompting.style import AnswerParser, PromptStyle
+
+    schema = schema_from_dict(entities={"PER": "person"})
+    for style in (KnowCoderPrompt(), CompactPrompt()):
+        assert isinstance(style, PromptStyle)
+        assert isinstance(style.parser(schema), AnswerParser)

@@ -210,6 +210,12 @@ class KnowCoderPrompt:
             parts.append(f"{INPUT_MARKER}{query}{OUTPUT_MARKER}{COMPLETION_PREFIX}{answer}")
         return head + "".join(parts)
 
+    def parser(self, schema: Schema) -> "CodeParser":
+        """The reader of this style's answers for `schema` (`parse(completion) -> ParseResult`)."""
+        from ..parsing import CodeParser
+
+        return CodeParser(schema)
+
     def prompt_for(self, schema: Schema, text: str) -> "Prompt":
         """`render_prompt` as a `Prompt` that carries the classes its answer may use, for constrained decoding."""
         from ..models.constrained import classes_for_schema

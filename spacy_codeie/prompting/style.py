@@ -1,0 +1,35 @@
+"""What a prompt style is: the one object that knows a format.
+
+A style renders a schema and a text as a prompt (for inference and, identically, for training data), writes
+gold instances as the answer a model should give, and reads answers back. The component and the backends ask
+the style; nothing else knows a format. Styles are registered in spaCy's `misc` registry
+(`spacy_codeie.<Name>Prompt.vN`) and chosen with the component's `prompt` setting.
+"""
+from __future__ import annotations
+
+from typing import Iterable, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+from ..instances import Instance, ParseResult
+from ..schema.types import Schema
+from .prompt import Prompt
+
+
+@runtime_checkable
+class AnswerParser(Protocol):
+    def parse(self, completion: str) -> ParseResult: ...
+
+
+@runtime_checkable
+class PromptStyle(Protocol):
+    def render_prompt(self, schema: Schema, text: str,
+                      solved: Optional[Sequence[Tuple[str, Sequence[Instance]]]] = None) -> str:
+        """The prompt text for one window; `solved` (sentence, instances) pairs come first as earlier turns."""
+
+    def prompt_for(self, schema: Schema, text: str) -> Prompt:
+        """`render_prompt` as a `Prompt` carrying what constrained decoding needs (or None for no grammar)."""
+
+    def render_completion(self, schema: Schema, instances: Iterable[Instance]) -> str:
+        """The answer a perfect model writes after the prompt: the SFT target."""
+
+    def parser(self, schema: Schema) -> AnswerParser:
+        """The reader of this style's answers: untrusted text in, instances and diagnostics out, never run."""
