@@ -20,6 +20,15 @@ peak memory of one does not mix with another's):
           (spacy.Llama2.v1) on the same weights
 
 Model load time and one warm-up batch are timed separately and excluded from the throughput numbers.
+
+A second mode times whole default configurations against each other, e.g. the shipped default against an
+older adapter, each through `nlp.pipe` with the component's defaults and only its `model` block set, and
+scores each on the same docs (strict entity F1 against the file's gold):
+
+    .venv/bin/python benchmarks/throughput.py --docs 128 --threads 2 --compare \
+        '{"old": {"@llm_models": "spacy_codeie.DefaultModel.v2"}, "new": {"@llm_models": "spacy_codeie.DefaultModel.v3"}}'
+
+The first entry is the baseline of the docs/s ratio.
 """
 from __future__ import annotations
 
@@ -497,6 +506,87 @@ def worker_a0(spec: Dict[str, Any]) -> Dict[str, Any]:
     return worker_a(plain)
 
 
+def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """One whole configuration through nlp.pipe: the component's defaults, only `model` set; timed and scored."""
+    import spacy
+
+    import spacy_codeie  # noqa: F401
+    from spacy_codeie.readers import GoldConverter
+    from spacy_codeie.scoring import score_codeie
+
+    _set_threads(spec)
+    start = time.perf_counter()
+    nlp = spacy.blank(spec["lang"])
+    component = nlp.add_pipe("codeie", config={"schema": _schema_config(spec), "model": spec["model_block"]})
+    load_s = time.perf_counter() - start
+    converter = GoldConverter(nlp)
+    examples = [converter.example(r) for r in spec["records"]]
+    pipe_bs = spec["pipe_batch_size"]
+    list(nlp.pipe(spec["warmup_texts"], batch_size=pipe_bs))
+    start = time.perf_counter()
+    docs = list(nlp.pipe((eg.predicted for eg in examples), batch_size=pipe_bs))
+    wall_s = time.perf_counter() - start
+    scores = score_codeie(examples)
+    diag = [doc.user_data.get("codeie_diagnostics", {}) for doc in docs]
+    prompts = sum(d.get("prompts", 0) for d in diag) or 1
+    return {"load_s": load_s, "wall_s": wall_s, "docs": len(docs), "model_config": spec["model_block"],
+            "prompt_style": type(component.prompt).__name__, "ents_f": scores.get("codeie_ents_f"),
+            "truncated_rate": sum(d.get("truncated", 0) for d in diag) / prompts,
+            "parse_error_rate": scores.get("codeie_parse_error_rate"),
+            "hallucinated": sum(d.get("hallucinated", 0) for d in diag),
+            "backend_settings": {key: getattr(component.model, key, None) for key in
+                                 ("batch_size", "max_new_tokens", "dtype", "prefix_cache", "constrained")}}
+
+
+def compare_configs(args, configs: Dict[str, Dict[str, Any]], data: Path, labels: Path) -> int:
+    """--compare: each named model block through nlp.pipe on the same docs; docs/s ratio to the first."""
+    records = []
+    with open(data, encoding="utf8") as f:
+        for line in f:
+            if line.strip():
+                records.append(json.loads(line))
+            if len(records) >= args.docs + args.batch_size:
+                break
+    timed, warm = records[: args.docs], [r["text"] for r in records[args.docs:]] or [records[0]["text"]]
+    lang = timed[0].get("lang", "en")
+    workdir = Path(tempfile.mkdtemp(prefix="codeie-compare-"))
+    spec = {"records": timed, "warmup_texts": warm, "lang": lang, "labels": str(labels),
+            "pipe_batch_size": args.pipe_batch_size, "threads": args.threads}
+    results = {}
+    for name, block in configs.items():
+        print(f"[throughput] config {name}: {json.dumps(block)} ...", flush=True)
+        results[name] = run_worker(f"config-{name}", dict(spec, model_block=block), workdir, args.verbose,
+                                   args.timeout)
+        if not results[name].get("ok"):
+            print(f"[throughput]   FAILED: {results[name].get('error')}\n{results[name].get('traceback', '')}")
+    base = next(iter(results.values()))
+    base_rate = len(timed) / base["wall_s"] if base.get("ok") else None
+    lines = [f"## codeie configurations: {len(timed)} docs of {data.parent.name}/{data.name}, schema "
+             f"{labels.parent.name}/{labels.name}, nlp.pipe batch size {args.pipe_batch_size}, threads "
+             f"{args.threads or 'default'}", "",
+             "| config | prompt style | wall s | docs/s | x first | entity F1 | parse errors | truncated | "
+             "hallucinated | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        if not r.get("ok"):
+            lines.append(f"| {name} | FAILED: {r.get('error')} |  |  |  |  |  |  |  |  |")
+            continue
+        rate = len(timed) / r["wall_s"]
+        ratio = f"{rate / base_rate:.2f}" if base_rate else ""
+        lines.append(f"| {name} | {r['prompt_style']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | "
+                     f"{_fmt(r['ents_f'], 3)} | {_fmt(r['parse_error_rate'], 3)} | {r['truncated_rate']:.3f} | "
+                     f"{r['hallucinated']} | {r['peak_rss_mib']:.0f} |")
+    table = "\n".join(lines)
+    print()
+    print(table)
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps({"args": vars(args), "results": results, "markdown": table},
+                                                  indent=1, default=str), encoding="utf8")
+    ok = all(r.get("ok") for r in results.values())
+    if ok and not args.keep_workdir:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0 if ok else 1
+
+
 WORKERS = {"prepare": worker_prepare, "a": worker_a, "a0": worker_a0, "b": lambda s: worker_raw(s, stop=False),
            "bprime": lambda s: worker_raw(s, stop=True), "c": worker_c}
 
@@ -504,7 +594,7 @@ WORKERS = {"prepare": worker_prepare, "a": worker_a, "a0": worker_a0, "b": lambd
 def worker_main(name: str, spec_path: str, out_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text(encoding="utf8"))
     try:
-        result = WORKERS[name](spec)
+        result = worker_config(spec) if name.startswith("config-") else WORKERS[name](spec)
         result["ok"] = True
     except BaseException as err:  # reported in the table, not hidden
         result = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
@@ -695,6 +785,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="stream the workers' output instead of logging it")
     parser.add_argument("--keep-workdir", action="store_true",
                         help="keep the temporary folder with the workers' logs and results (kept anyway on a failure)")
+    parser.add_argument("--compare", default=None,
+                        help="JSON object name -> @llm_models block: time and score whole configurations instead "
+                             "of the variants (the first is the baseline)")
     parser.add_argument("--_worker", help=argparse.SUPPRESS)
     parser.add_argument("--_spec", help=argparse.SUPPRESS)
     parser.add_argument("--_out", help=argparse.SUPPRESS)
@@ -717,6 +810,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for path in (data, labels):
         if not path.is_file():
             parser.error(f"{path} does not exist (see ../shared/data/README.md)")
+    if args.compare:
+        try:
+            configs = json.loads(args.compare)
+        except json.JSONDecodeError as err:
+            parser.error(f"--compare is not JSON: {err}")
+        if not isinstance(configs, dict) or not configs or not all(isinstance(v, dict) for v in configs.values()):
+            parser.error("--compare must be a JSON object of name -> model block")
+        return compare_configs(args, configs, data, labels)
     adapter = None
     if args.adapter == "embedded":
         adapter = str(REPO / "spacy_codeie" / "models" / "default_adapter")

@@ -56,3 +56,16 @@ def test_throughput_reports_the_component_overhead(tmp_path):
     assert summary["ratios"]["generated_tokens_a0_minus_bprime"] == 0
     assert isinstance(summary["ratios"]["component_overhead_vs_bprime_pct"], float)
     assert summary["codeie_settings"]["prefix_cache"] is True
+
+
+def test_throughput_compares_whole_configurations(tmp_path, tiny_chat_model_dir):
+    shared_file("conll2003_en", "test")
+    out = tmp_path / "compare.json"
+    block = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_chat_model_dir), "max_new_tokens": 4}
+    configs = {"first": block, "second": dict(block, batch_size=1)}
+    done = _run("throughput.py", "--docs", "3", "--batch-size", "1", "--threads", "1", "--compare",
+                json.dumps(configs), "--json-out", str(out))
+    results = json.loads(out.read_text())["results"]
+    assert list(results) == ["first", "second"]
+    assert all(r["ok"] and r["docs"] == 3 and r["prompt_style"] == "KnowCoderPrompt" for r in results.values())
+    assert "| first | KnowCoderPrompt |" in done.stdout and "| 1.00 |" in done.stdout
