@@ -19,7 +19,7 @@ from ..parsing import ListScanner
 from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .batching import plan_batches, run_with_backoff
 from .contract import answer_per_doc, completes_list, cut_at_list_close
-from .constrained import KnowCoderConstraint, TokenTable, grammar_for
+from .constrained import KnowCoderConstraint, TokenTable, grammar_for, sentence_literal
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
 
 logger = logging.getLogger("spacy_codeie")
@@ -128,6 +128,20 @@ class _ListClosed:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+class _RowBudget:
+    """Stops each row once it has generated its own budget of new tokens."""
+
+    def __init__(self, budgets: Sequence[int], prompt_width: int):
+        self.budgets = list(budgets)
+        self.width = prompt_width
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        generated = input_ids.shape[1] - self.width
+        return torch.tensor([generated >= b for b in self.budgets], dtype=torch.bool, device=input_ids.device)
+
+
 class HuggingFaceModel:
     """Batched greedy generation with a local or hub transformers model, optionally GGUF and/or LoRA.
 
@@ -156,6 +170,7 @@ class HuggingFaceModel:
         max_batch_tokens: int = 0,
         min_prefix_tokens: int = 32,
         prefix_cache_size: int = 8,
+        answer_budget: float = 0.0,
     ):
         if batch_size < 1:
             raise ModelLoadError("batch_size must be at least 1.")
@@ -180,6 +195,9 @@ class HuggingFaceModel:
         self.progress = progress
         self.prefix_cache = prefix_cache
         self.constrained = constrained
+        if answer_budget < 0:
+            raise ModelLoadError("answer_budget must be 0 (off) or a positive number of tokens per sentence token.")
+        self.answer_budget = answer_budget
         self.max_batch_tokens = max_batch_tokens
         self.min_prefix_tokens = min_prefix_tokens
         self._row_limit = batch_size  # lowered when a batch runs out of memory
@@ -300,6 +318,7 @@ class HuggingFaceModel:
         self._check_fits(encoded)
         in_list = [completes_list(p) for p in prompts]
         grammars = [grammar_for(p) if self.constrained and flag else None for p, flag in zip(prompts, in_list)]
+        budgets = [self._answer_budget(p) for p in prompts]
         groups: Dict[Tuple[int, ...], List[int]] = {}
         for i, (text, ids) in enumerate(zip(formatted, encoded)):
             groups.setdefault(self._shared_prefix(text, ids), []).append(i)
@@ -318,7 +337,8 @@ class HuggingFaceModel:
                     texts = run_with_backoff(
                         chunk,
                         lambda part: self._generate_batch([encoded[i] for i in part], [in_list[i] for i in part],
-                                                          prefix=prefix, grammars=[grammars[i] for i in part]),
+                                                          prefix=prefix, grammars=[grammars[i] for i in part],
+                                                          budgets=[budgets[i] for i in part]),
                         self._shrink_batches,
                     )
                     for i, text in zip(chunk, texts):
@@ -328,6 +348,16 @@ class HuggingFaceModel:
         if bar is not None:
             bar.close()
         return [r if r is not None else "" for r in results]
+
+    def _answer_budget(self, prompt: str) -> int:
+        """New tokens this prompt may take: `max_new_tokens`, or with `answer_budget` set, 16 plus that many
+        tokens per token of its sentence (at most `max_new_tokens`), so that a row caught in a loop stops early
+        instead of holding its whole batch to `max_new_tokens`."""
+        if not self.answer_budget:
+            return self.max_new_tokens
+        sentence = getattr(prompt, "sentence_literal", None) or sentence_literal(prompt) or prompt
+        size = len(self.tokenizer(sentence, add_special_tokens=False)["input_ids"])
+        return max(1, min(self.max_new_tokens, int(16 + self.answer_budget * size)))
 
     def _shrink_batches(self, rows_that_failed: int) -> None:
         new_limit = max(1, rows_that_failed // 2)
@@ -339,7 +369,7 @@ class HuggingFaceModel:
 
     def _generate_batch(self, batch: List[List[int]], in_list: List[bool], num_return_sequences: int = 1, *,
                         prefix: Tuple[int, ...] = (), grammars: Optional[Sequence[Any]] = None,
-                        **sampling: Any) -> List[str]:
+                        budgets: Optional[Sequence[int]] = None, **sampling: Any) -> List[str]:
         import torch
         from transformers import LogitsProcessorList
 
@@ -350,6 +380,10 @@ class HuggingFaceModel:
         if self.context_length:
             max_new = max(1, min(max_new, self.context_length - width))
         rows_in_list = [flag for flag in in_list for _ in range(num_return_sequences)]
+        stops: List[Any] = [_ListClosed(self.tokenizer, rows_in_list)]
+        if budgets:
+            max_new = min(max_new, max(budgets))
+            stops.append(_RowBudget([b for b in budgets for _ in range(num_return_sequences)], width))
         extra: Dict[str, Any] = {}
         if grammars and any(g is not None for g in grammars):
             rows = [g for g in grammars for _ in range(num_return_sequences)]
@@ -364,7 +398,7 @@ class HuggingFaceModel:
                 do_sample=bool(sampling),
                 num_return_sequences=num_return_sequences,
                 pad_token_id=pad,
-                stopping_criteria=[_ListClosed(self.tokenizer, rows_in_list)],
+                stopping_criteria=stops,
                 **extra,
                 **sampling,
             )

@@ -32,6 +32,7 @@ def huggingface_model(
     constrained: bool = True,
     max_batch_tokens: int = 0,
     prefix_cache_size: int = 8,
+    answer_budget: float = 0.0,
 ) -> HuggingFaceModel:
     """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default).
 
@@ -53,6 +54,7 @@ def huggingface_model(
         constrained=constrained,
         max_batch_tokens=max_batch_tokens,
         prefix_cache_size=prefix_cache_size,
+        answer_budget=answer_budget,
     )
 
 
@@ -128,3 +130,37 @@ def default_model_v2(
     return default_model(batch_size=batch_size, max_new_tokens=max_new_tokens, device=device, progress=progress,
                          adapter=str(embedded_adapter()), prefix_cache=prefix_cache, constrained=constrained,
                          max_batch_tokens=max_batch_tokens)
+
+
+# The adapter of the compact-prompt recipe (configs/default.cfg), shipped inside this package.
+COMPACT_ADAPTER = Path(__file__).parent / "default_adapter_compact"
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v3")
+def default_model_v3(
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    dtype: Optional[str] = "auto",
+    progress: bool = False,
+    prefix_cache: bool = True,
+    constrained: bool = True,
+    max_batch_tokens: int = 0,
+) -> HuggingFaceModel:
+    """The embedded default: SmolLM2-135M-Instruct with the LoRA adapter trained on conversations in the
+    compact prompt style, which the adapter declares (so the component prompts it in that style).
+
+    `answer_budget` sizes each answer's token budget from its sentence (16 + 4 per sentence token, at most
+    `max_new_tokens`), so a looping row stops early. See default_adapter_compact/MODEL_CARD.md.
+    """
+    if not (COMPACT_ADAPTER / "adapter_config.json").is_file():
+        raise ModelLoadError(
+            f"The embedded adapter is missing from {COMPACT_ADAPTER}. Reinstall spacy-codeie, or use "
+            "spacy_codeie.DefaultModel.v1 (the base model without it)."
+        )
+    gguf = packaged_gguf()
+    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(COMPACT_ADAPTER), device=device,
+                            dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
+                            prefix_cache=prefix_cache, constrained=constrained, max_batch_tokens=max_batch_tokens,
+                            answer_budget=answer_budget)
