@@ -1,7 +1,7 @@
 """The `codeie` component: windows and type groups -> prompts -> model -> parse -> align -> Doc."""
-from __future__ import annotations
 
 import logging
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -30,6 +30,9 @@ from .schema.types import Schema
 from .windows import split_windows
 
 logger = logging.getLogger("spacy_codeie")
+# spaCy checks initialize's arguments with a pydantic model, and pydantic warns that a field called "schema"
+# shadows BaseModel.schema. Harmless here, and "schema" is the name the config uses everywhere.
+warnings.filterwarnings("ignore", message='Field name "schema" in "InitArgModel"', category=UserWarning)
 TASK_SPLITS = ("joint", "per_task")
 ADAPTER_DIR = "adapter"  # where a saved pipeline keeps its model's LoRA adapter
 DIAGNOSTIC_FIELDS = (
@@ -115,13 +118,7 @@ class CodeIE(Pipe):
         events_extension: str = "events",
         scorer: Optional[Callable] = None,
     ):
-        if schema is None:
-            raise CodeIEError(
-                "The codeie component needs a schema. Add one to its config, e.g. "
-                '{"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being"}}} '
-                'or {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": "ontology.py"}}.'
-            )
-        if not isinstance(schema, Schema):
+        if schema is not None and not isinstance(schema, Schema):
             raise CodeIEError(
                 f"The codeie 'schema' must be built by a schema function such as spacy_codeie.schema_from_dict.v1, "
                 f"not given as {type(schema).__name__}. Wrap it: {{'@misc': 'spacy_codeie.schema_from_dict.v1', ...}}."
@@ -154,7 +151,15 @@ class CodeIE(Pipe):
         }
         self.scorer = scorer
         register_extensions(relations_extension, events_extension)
-        self._set_schema(schema)
+        # A schema in the config is a setting and wins over one saved with the pipeline; without one, the
+        # schema is data: given to `initialize` (as SpanRuler takes its patterns) and saved in schema.json.
+        self._schema_in_config = schema is not None
+        self.schema: Optional[Schema] = None
+        self.groups: List[Schema] = []
+        self.group_targets: List[frozenset] = []
+        self._parsers: List[CodeParser] = []
+        if schema is not None:
+            self._set_schema(schema)
 
     # ---- schema and its prompt groups ---------------------------------------------------------
     def _set_schema(self, schema: Schema) -> None:
@@ -182,9 +187,18 @@ class CodeIE(Pipe):
                 groups.append(types[i: i + size])
         return groups
 
+    def _require_schema(self) -> None:
+        if self.schema is None:
+            raise CodeIEError(
+                f"The codeie component {self.name!r} has no schema. Add one to its config, e.g. "
+                '{"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being"}}} '
+                'or {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": "ontology.py"}}, or give it '
+                f"to nlp.initialize() under [initialize.components.{self.name}.schema]."
+            )
+
     @property
     def labels(self) -> Tuple[str, ...]:
-        return tuple(t.label for t in self.schema.types)
+        return tuple(t.label for t in self.schema.types) if self.schema is not None else ()
 
     # ---- processing -------------------------------------------------------------------------
     def __call__(self, doc: Doc) -> Doc:
@@ -192,6 +206,7 @@ class CodeIE(Pipe):
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 64) -> Iterator[Doc]:
         """Send the prompts of `batch_size` docs to the model at once (`nlp.pipe(batch_size=...)` sets it)."""
+        self._require_schema()
         error_handler = self.get_error_handler()
         for docs in minibatch(stream, size=batch_size):
             try:
@@ -305,8 +320,31 @@ class CodeIE(Pipe):
         doc.ents = sorted(list(doc.ents) + kept, key=lambda s: s.start)
 
     # ---- training-time API ------------------------------------------------------------------
-    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp=None) -> None:
-        """Nothing to learn; checks that the component can be run on the examples' docs."""
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        schema: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Take the schema as data when the config has none: [initialize.components.NAME.schema] in the form
+        schema.json is saved in (inline, or read with `@readers = "srsly.read_json.v1"`). Nothing is learned."""
+        if schema is not None:
+            if self._schema_in_config:
+                raise CodeIEError(
+                    f"The codeie component {self.name!r} has a schema in its config and another given to initialize. "
+                    f"Give it in one place: remove [components.{self.name}.schema] or "
+                    f"[initialize.components.{self.name}.schema]."
+                )
+            try:
+                self._set_schema(schema_from_mapping(schema))
+            except CodeIEError as err:
+                raise type(err)(
+                    f"{err} The schema given to initialize is data in the form schema.json is saved in, e.g. "
+                    '{"entities": {"PERSON": "a human being"}}; a schema function such as schema_from_file.v1 '
+                    f"belongs in [components.{self.name}.schema] instead."
+                ) from None
+        self._require_schema()
         if get_examples is not None:
             for example in get_examples():
                 if not isinstance(example, Example):
@@ -325,29 +363,31 @@ class CodeIE(Pipe):
         )
 
     # ---- serialization ----------------------------------------------------------------------
+    # Settings live in the config, which spaCy saves and which config overrides at load change; only data is
+    # saved here: the schema (used when the config has none) and the model's LoRA adapter.
+    def _load_schema(self, data: Optional[Dict[str, Any]]) -> None:
+        if data is not None and not self._schema_in_config:
+            self._set_schema(schema_from_mapping(data))
+
     def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return srsly.msgpack_dumps({"schema": self.schema.to_dict(), "cfg": self.cfg})
+        return srsly.msgpack_dumps({"schema": self.schema.to_dict() if self.schema is not None else None})
 
     def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CodeIE":
-        data = srsly.msgpack_loads(bytes_data)
-        self.cfg.update(data.get("cfg", {}))
-        self._set_schema(schema_from_mapping(data["schema"]))
+        self._load_schema(srsly.msgpack_loads(bytes_data).get("schema"))
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude=tuple()) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "schema.json", self.schema.to_dict())
-        srsly.write_json(path / "cfg.json", self.cfg)
+        if self.schema is not None:
+            srsly.write_json(path / "schema.json", self.schema.to_dict())
         if getattr(self.model, "has_adapter", False):  # the adapter travels with the pipeline
             self.model.save_adapter(path / ADAPTER_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
         path = Path(path)
-        if (path / "cfg.json").is_file():
-            self.cfg.update(srsly.read_json(path / "cfg.json"))
         if (path / "schema.json").is_file():
-            self._set_schema(schema_from_mapping(srsly.read_json(path / "schema.json")))
+            self._load_schema(srsly.read_json(path / "schema.json"))
         if (path / ADAPTER_DIR / "adapter_config.json").is_file():
             if not hasattr(self.model, "load_adapter"):
                 raise CodeIEError(

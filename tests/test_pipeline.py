@@ -1,5 +1,6 @@
 import pytest
 import spacy
+import srsly
 from spacy.tokens import DocBin
 
 from spacy_codeie import CodeIEError, diagnostics
@@ -213,8 +214,11 @@ def test_bad_settings_fail_at_add_pipe(scripted, settings, message):
 
 def test_missing_schema_says_how_to_add_one(scripted):
     cfg, _ = scripted()
-    with pytest.raises(CodeIEError, match="needs a schema"):
-        spacy.blank("en").add_pipe("codeie", config={"model": cfg})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"model": cfg})  # the schema may still come through initialize
+    for run in (lambda: nlp("Ada."), nlp.initialize):
+        with pytest.raises(CodeIEError, match=r"has no schema.*initialize.components.codeie.schema"):
+            run()
 
 
 def test_unknown_model_registry_name():
@@ -239,3 +243,44 @@ def test_evaluate_scores_the_component(scripted):
     gold.ents = [gold.char_span(0, 12, "PERSON"), gold.char_span(24, 36, "ORG")]
     scores = nlp.evaluate([Example(nlp.make_doc(TEXT), gold)])
     assert scores["ents_r"] == 1.0 and scores["ents_p"] == pytest.approx(2 / 3)
+
+
+# ---- settings and data across save and load ----------------------------------------------------------
+OTHER_SCHEMA = {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being", "CITY": "a city"},
+                "relations": {"LIVES_IN": {"head": "PERSON", "tail": "CITY"}}}
+
+
+def test_settings_given_at_load_win_over_the_saved_ones(scripted, tmp_path):
+    text = "Ada lives in Paris."
+    cfg, _ = scripted({text: 'Person("Ada"), City("Paris"), LivesIn(Person("Ada"), City("Paris"))]'})
+    make_nlp(cfg).to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline", config={"components": {"codeie": {
+        "relations_extension": "rels", "spans_key": "mine", "window_size": 20, "schema": OTHER_SCHEMA}}})
+    component = loaded.get_pipe("codeie")
+    assert component.cfg["window_size"] == 20 and component.labels == ("PERSON", "CITY", "LIVES_IN")
+    doc = loaded(text)
+    assert [(r.head.text, r.label, r.tail.text) for r in doc._.rels] == [("Ada", "LIVES_IN", "Paris")]
+    assert {(s.text, s.label_) for s in doc.spans["mine"]} == {("Ada", "PERSON"), ("Paris", "CITY")}
+
+
+def test_a_schema_given_to_initialize_is_saved_as_data(scripted, tmp_path):
+    cfg, _ = scripted({TEXT: ANSWER})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"model": cfg})
+    srsly.write_json(tmp_path / "schema.json", {k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    nlp.config["initialize"]["components"]["codeie"] = {
+        "schema": {"@readers": "srsly.read_json.v1", "path": str(tmp_path / "schema.json")}}
+    nlp.initialize()
+    assert len(nlp(TEXT)._.relations) == 1
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("codeie").schema == nlp.get_pipe("codeie").schema
+    assert len(loaded(TEXT)._.relations) == 1
+    assert len(nlp.from_bytes(nlp.to_bytes())(TEXT)._.events) == 1
+
+
+def test_a_schema_in_config_and_in_initialize_is_refused(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    with pytest.raises(CodeIEError, match=r"\[initialize.components.codeie.schema\]"):
+        nlp.get_pipe("codeie").initialize(lambda: [], nlp=nlp, schema={"entities": {"CITY": "a city"}})
