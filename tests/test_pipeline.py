@@ -284,3 +284,19 @@ def test_a_schema_in_config_and_in_initialize_is_refused(scripted):
     nlp = make_nlp(cfg)
     with pytest.raises(CodeIEError, match=r"\[initialize.components.codeie.schema\]"):
         nlp.get_pipe("codeie").initialize(lambda: [], nlp=nlp, schema={"entities": {"CITY": "a city"}})
+
+
+# ---- results do not depend on how types are grouped -----------------------------------------------
+@pytest.mark.parametrize("max_types", [0, 1])
+def test_one_string_under_two_labels_is_kept_under_both_in_any_grouping(scripted, max_types):
+    schema = {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PER": "a person", "LOC": "a place"}}
+
+    def answer(prompt):
+        return ", ".join(f'{c}("Jordan")' for c in ("Per", "Loc") if f"class {c}(Entity)" in prompt) + "]"
+
+    cfg, _ = scripted(by_prompt=answer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": schema, "model": cfg, "max_types_per_prompt": max_types})
+    doc = nlp("Jordan went home.")
+    assert sorted((s.text, s.label_) for s in doc.spans["codeie"]) == [("Jordan", "LOC"), ("Jordan", "PER")]
+    assert [e.text for e in doc.ents] == ["Jordan"] and diagnostics(doc)["duplicates"] == 0
