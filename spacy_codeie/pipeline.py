@@ -17,8 +17,10 @@ from .alignment import ALIGNMENT_MODES, AlignmentResult, align_instances, token_
 from .annotations import (
     DIAGNOSTICS_KEY,
     event_record,
+    event_records,
     register_extensions,
     relation_record,
+    relation_records,
     set_event_records,
     set_relation_records,
 )
@@ -50,6 +52,7 @@ DEFAULT_CONFIG = {
     "alignment_mode": "expand",
     "spans_key": "codeie",
     "overwrite_ents": False,
+    "overwrite": False,
     "relations_extension": "relations",
     "events_extension": "events",
     "scorer": {"@scorers": "spacy_codeie.scorer.v1"},
@@ -75,6 +78,7 @@ def make_codeie(
     alignment_mode: str,
     spans_key: str,
     overwrite_ents: bool,
+    overwrite: bool,
     relations_extension: str,
     events_extension: str,
     scorer: Optional[Callable],
@@ -91,6 +95,7 @@ def make_codeie(
         alignment_mode=alignment_mode,
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
+        overwrite=overwrite,
         relations_extension=relations_extension,
         events_extension=events_extension,
         scorer=scorer,
@@ -114,6 +119,7 @@ class CodeIE(Pipe):
         alignment_mode: str = "expand",
         spans_key: str = "codeie",
         overwrite_ents: bool = False,
+        overwrite: bool = False,
         relations_extension: str = "relations",
         events_extension: str = "events",
         scorer: Optional[Callable] = None,
@@ -146,6 +152,7 @@ class CodeIE(Pipe):
             "alignment_mode": alignment_mode,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
+            "overwrite": overwrite,
             "relations_extension": relations_extension,
             "events_extension": events_extension,
         }
@@ -268,6 +275,8 @@ class CodeIE(Pipe):
             diag["duplicates"] += result.duplicates
             aligned.append(result)
         self._write(doc, aligned, diag)
+        if not self.cfg["overwrite"]:  # another codeie component may have run: add to its counts
+            diag.update(doc.user_data.get(DIAGNOSTICS_KEY, {}))
         doc.user_data[DIAGNOSTICS_KEY] = {key: int(diag.get(key, 0)) for key in DIAGNOSTIC_FIELDS}
 
     def _span(self, doc: Doc, start: int, end: int, label: Optional[str], diag: Counter) -> Optional[Span]:
@@ -277,9 +286,19 @@ class CodeIE(Pipe):
         return span
 
     def _write(self, doc: Doc, aligned: List[AlignmentResult], diag: Counter) -> None:
+        """Results of all windows and groups, deduplicated; added to what is already under the component's
+        keys (another codeie component's results, say) unless `overwrite`, as SpanRuler does."""
         spans: Dict[Tuple[int, int, str], Span] = {}
         relations: Dict[Tuple, Dict[str, Any]] = {}
         events: Dict[Tuple, Dict[str, Any]] = {}
+        if not self.cfg["overwrite"]:
+            key = self.cfg["spans_key"]
+            for span in doc.spans[key] if key in doc.spans else ():
+                spans.setdefault((span.start, span.end, span.label_), span)
+            for record in relation_records(doc, self.cfg["relations_extension"]):
+                relations.setdefault(_freeze(record), record)
+            for record in event_records(doc, self.cfg["events_extension"]):
+                events.setdefault(_freeze(record), record)
         for result in aligned:
             for ent in result.entities:
                 span = self._span(doc, ent.start, ent.end, ent.label, diag)

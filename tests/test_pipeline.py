@@ -300,3 +300,22 @@ def test_one_string_under_two_labels_is_kept_under_both_in_any_grouping(scripted
     doc = nlp("Jordan went home.")
     assert sorted((s.text, s.label_) for s in doc.spans["codeie"]) == [("Jordan", "LOC"), ("Jordan", "PER")]
     assert [e.text for e in doc.ents] == ["Jordan"] and diagnostics(doc)["duplicates"] == 0
+
+
+# ---- two components on one doc -----------------------------------------------------------------------
+def test_a_second_component_adds_to_the_first_unless_overwrite(scripted):
+    text = "Ada lives in Paris and works for Acme."
+    first, _ = scripted({text: 'Person("Ada"), Org("Acme"), WorksFor(Person("Ada"), Org("Acme"))]'}, name="first")
+    second, _ = scripted({text: 'Person("Ada"), City("Paris"), LivesIn(Person("Ada"), City("Paris"))]'},
+                         name="second")
+    for overwrite, spans, relations in (
+        (False, {"Ada", "Acme", "Paris"}, {"WORKS_FOR", "LIVES_IN"}),
+        (True, {"Ada", "Paris"}, {"LIVES_IN"}),
+    ):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("codeie", name="work", config={"schema": PAPER_SCHEMA, "model": first})
+        nlp.add_pipe("codeie", name="home", config={"schema": OTHER_SCHEMA, "model": second, "overwrite": overwrite})
+        doc = nlp(text)
+        assert {s.text for s in doc.spans["codeie"]} == spans
+        assert {r.label for r in doc._.relations} == relations
+        assert diagnostics(doc)["prompts"] == (1 if overwrite else 2)
