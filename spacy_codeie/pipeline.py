@@ -24,12 +24,13 @@ from .annotations import (
     set_event_records,
     set_relation_records,
 )
-from .errors import CodeIEError
+from .errors import CodeIEError, PromptTooLongError
+from .models.contract import CountsTokens
 from .parsing import CodeParser
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
 from .schema.types import Schema
-from .windows import split_windows
+from .windows import split_window, split_windows
 
 logger = logging.getLogger("spacy_codeie")
 # spaCy checks initialize's arguments with a pydantic model, and pydantic warns that a field called "schema"
@@ -37,9 +38,11 @@ logger = logging.getLogger("spacy_codeie")
 warnings.filterwarnings("ignore", message='Field name "schema" in "InitArgModel"', category=UserWarning)
 TASK_SPLITS = ("joint", "per_task")
 ADAPTER_DIR = "adapter"  # where a saved pipeline keeps its model's LoRA adapter
+_BOUNDARY_TOKENS = 8  # tokens a prompt may gain where its text meets the schema part, in the bytes bound
 DIAGNOSTIC_FIELDS = (
-    "windows", "skipped_windows", "prompts", "empty_completions", "truncated", "instances", "unparseable",
-    "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates", "misaligned",
+    "windows", "skipped_windows", "skipped_prompts", "prompts", "empty_completions", "truncated", "instances",
+    "unparseable", "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates",
+    "misaligned",
 )
 
 DEFAULT_CONFIG = {
@@ -165,6 +168,7 @@ class CodeIE(Pipe):
         self.groups: List[Schema] = []
         self.group_targets: List[frozenset] = []
         self._parsers: List[CodeParser] = []
+        self._heads: Optional[Tuple[Tuple[int, int], List[Tuple[int, int]]]] = None  # see _prompt_heads
         if schema is not None:
             self._set_schema(schema)
 
@@ -177,6 +181,7 @@ class CodeIE(Pipe):
         self.groups = [schema.subset(types) for types in group_types]
         self.group_targets = [frozenset(t.label for t in types) for types in group_types]
         self._parsers = [CodeParser(group) for group in self.groups]
+        self._heads = None
 
     def _group_types(self, schema: Schema) -> List[List[object]]:
         """Types per prompt: per task if asked, at most max_types_per_prompt types each."""
@@ -215,32 +220,113 @@ class CodeIE(Pipe):
         """Send the prompts of `batch_size` docs to the model at once (`nlp.pipe(batch_size=...)` sets it)."""
         self._require_schema()
         error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size):
+        for batch in minibatch(stream, size=batch_size):
+            docs = list(batch)
             try:
-                yield from self._process_batch(list(docs))
+                done = self._process_batch(docs)
+            except PromptTooLongError:
+                # A model that cannot count its tokens refused a prompt: redo the batch so that only the
+                # prompts it refuses are lost, not every doc that was sent with them.
+                done = self._process_prompt_by_prompt(docs, error_handler)
             except Exception as err:  # spaCy's error handler decides (raise by default)
-                error_handler(self.name, self, list(docs), err)
+                error_handler(self.name, self, docs, err)
+                continue
+            yield from done
 
     def prompts_for(self, doc: Doc) -> Tuple[List[Tuple[Span, int]], List[str], Counter]:
         """The (window, group index) units of a doc, their prompts, and the first diagnostics."""
+        self._require_schema()
         diag: Counter = Counter()
         units: List[Tuple[Span, int]] = []
         prompts: List[str] = []
         size = self.cfg["window_size"]
+        windows = []
         for window in split_windows(doc, size):
-            diag["windows"] += 1
             if len(window.text) > size:
+                diag["windows"] += 1
                 diag["skipped_windows"] += 1
                 logger.warning(
                     "codeie skipped a window of %d characters: one token is longer than window_size=%d. It is "
                     "counted under 'skipped_windows' in the doc's diagnostics.", len(window.text), size,
                 )
                 continue
-            for g, group in enumerate(self.groups):
+            windows.append(window)
+        for window, rendered in self._fit_to_model(windows, diag):
+            diag["windows"] += 1
+            for g, prompt in enumerate(rendered):
                 units.append((window, g))
-                prompts.append(self.prompt.render_prompt(group, window.text))
+                prompts.append(prompt)
         diag["prompts"] = len(prompts)
         return units, prompts, diag
+
+    # ---- windows sized by the model's tokens ------------------------------------------------------
+    def _render(self, window: Span) -> List[str]:
+        return [self.prompt.render_prompt(group, window.text) for group in self.groups]
+
+    def _fit_to_model(self, windows: List[Span], diag: Counter) -> List[Tuple[Span, List[str]]]:
+        """The windows with their prompts, cut smaller where a prompt is too long in the model's tokens.
+
+        `window_size` counts characters, and a character can be several tokens (emoji, CJK). A model that can
+        count its tokens (models.contract.CountsTokens) has each window checked; one still too long as a single
+        token is skipped and counted, so one window never costs a batch. Only prompts that might be too long
+        are counted: a token covers at least one byte, so the text part of a prompt has at most as many tokens
+        as bytes.
+        """
+        out = [(w, self._render(w)) for w in windows]
+        limit = self.model.max_prompt_tokens if isinstance(self.model, CountsTokens) else None
+        if not limit or not out:
+            return out
+        heads = self._prompt_heads(limit)
+
+        def surely_fits(rendered: List[str]) -> bool:
+            return all(tokens + len(p.encode("utf8")) - size + _BOUNDARY_TOKENS <= limit
+                       for p, (tokens, size) in zip(rendered, heads))
+
+        todo = [item for item in out if not surely_fits(item[1])]
+        out = [item for item in out if surely_fits(item[1])]
+        skipped = 0
+        while todo:
+            counts = self.model.count_tokens([p for _, rendered in todo for p in rendered])
+            per_window = len(self.groups)
+            later = []
+            for i, (window, rendered) in enumerate(todo):
+                lengths = counts[i * per_window:(i + 1) * per_window]
+                if max(lengths) <= limit:
+                    out.append((window, rendered))
+                elif len(window) == 1:
+                    skipped += 1
+                else:  # shrink by the share of the text's tokens that fits beside the schema part
+                    share = min((limit - head) / max(1, n - head) for n, (head, _) in zip(lengths, heads) if n > limit)
+                    size = max(1, min(len(window.text) - 1, int(len(window.text) * share * 0.9)))
+                    later.extend((piece, self._render(piece)) for piece in split_window(window, size))
+            todo = later
+        if skipped:
+            diag["windows"] += skipped
+            diag["skipped_windows"] += skipped
+            logger.warning(
+                "codeie skipped %d window(s) of one token each whose prompt is longer than the %d tokens the model "
+                "takes. They are counted under 'skipped_windows' in the doc's diagnostics.", skipped, limit,
+            )
+        out.sort(key=lambda item: item[0].start)
+        return out
+
+    def _prompt_heads(self, limit: int) -> List[Tuple[int, int]]:
+        """(tokens, UTF-8 bytes) of each group's prompt without text; an error if one leaves no room for text."""
+        key = (id(self.model), limit)
+        if self._heads is None or self._heads[0] != key:
+            empty = [self.prompt.render_prompt(group, "") for group in self.groups]
+            counts = self.model.count_tokens(empty)
+            self._heads = (key, [(n, len(p.encode("utf8"))) for n, p in zip(counts, empty)])
+        heads = self._heads[1]
+        for group, (tokens, _) in zip(self.groups, heads):
+            if tokens >= limit:
+                raise PromptTooLongError(
+                    f"The prompt for the types {', '.join(t.label for t in group.types)} is {tokens} tokens before "
+                    f"any text, and the model takes at most {limit}. Lower 'max_types_per_prompt' (or use "
+                    'task_split = "per_task"), shorten the schema\'s descriptions and demonstrations, or use a '
+                    "model with a longer context."
+                )
+        return heads
 
     def _process_batch(self, docs: List[Doc]) -> List[Doc]:
         planned = [self.prompts_for(doc) for doc in docs]
@@ -259,6 +345,39 @@ class CodeIE(Pipe):
                 )
             self._annotate(doc, units, texts, diag)
         return docs
+
+    def _process_prompt_by_prompt(self, docs: List[Doc], error_handler: Callable) -> List[Doc]:
+        """Each doc on its own, and a doc the model refuses prompt by prompt: the prompts it refuses as too
+        long are skipped and counted under 'skipped_prompts'."""
+        done = []
+        for doc in docs:
+            try:
+                done.extend(self._process_batch([doc]))
+                continue
+            except PromptTooLongError:
+                pass
+            except Exception as err:
+                error_handler(self.name, self, [doc], err)
+                continue
+            try:
+                units, prompts, diag = self.prompts_for(doc)
+                kept_units, texts = [], []
+                for unit, prompt in zip(units, prompts):
+                    try:
+                        (answer,) = list(self.model([[prompt]]))
+                    except PromptTooLongError:
+                        diag["skipped_prompts"] += 1
+                        continue
+                    kept_units.append(unit)
+                    texts.append(_as_text(list(answer)[0]))
+                logger.warning("codeie skipped %d prompt(s) of a doc that the model refused as too long. They are "
+                               "counted under 'skipped_prompts' in the doc's diagnostics; lower 'window_size'.",
+                               diag["skipped_prompts"])
+                self._annotate(doc, kept_units, texts, diag)
+                done.append(doc)
+            except Exception as err:
+                error_handler(self.name, self, [doc], err)
+        return done
 
     def _annotate(self, doc: Doc, units: List[Tuple[Span, int]], texts: List[str], diag: Counter) -> None:
         aligned: List[AlignmentResult] = []

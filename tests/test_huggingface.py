@@ -137,3 +137,15 @@ def test_cpu_defaults_and_progress_bar(tiny_model_dir, prompts, capsys):
         assert model.device == "cpu" and model.dtype == torch.float32
     model.generate(prompts)
     assert "codeie generate" in capsys.readouterr().err
+
+
+def test_windows_fit_the_models_context_in_tokens(tiny_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": {
+        "@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_model_dir), "max_new_tokens": 4,
+        "model_kwargs": {"max_position_embeddings": 1024}}})
+    model = nlp.get_pipe("codeie").model
+    assert model.max_prompt_tokens < 1024
+    docs = list(nlp.pipe(["Ada worked for Acme.", "😀" * 999]))  # 999 characters, about 4,000 tokens
+    assert docs[0].user_data["codeie_diagnostics"]["windows"] == 1
+    emoji = docs[1].user_data["codeie_diagnostics"]

@@ -3,9 +3,9 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from spacy_codeie import CodeIEError, diagnostics
+from spacy_codeie import CodeIEError, PromptTooLongError, diagnostics
 
-from conftest import PAPER_SCHEMA, sentence_of
+from conftest import PAPER_SCHEMA, ScriptedModel, sentence_of
 
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought in 1843."
 ANSWER = ('\n\tPerson("Ada Lovelace"),\n\tOrg("Babbage Labs"),\n\tOrg("Acme Corp"),\n'
@@ -319,3 +319,60 @@ def test_a_second_component_adds_to_the_first_unless_overwrite(scripted):
         assert {s.text for s in doc.spans["codeie"]} == spans
         assert {r.label for r in doc._.relations} == relations
         assert diagnostics(doc)["prompts"] == (1 if overwrite else 2)
+
+
+# ---- windows sized by the model's tokens -------------------------------------------------------------
+class CountingModel(ScriptedModel):
+    """A scripted model with a context: one token per UTF-8 byte, and too long a prompt is an error."""
+
+    def __init__(self, max_prompt_tokens, **kwargs):
+        super().__init__(**kwargs)
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def count_tokens(self, prompts):
+        return [len(p.encode("utf8")) for p in prompts]
+
+    def __call__(self, prompts):
+        batch = [list(p) for p in prompts]
+        if any(n > self.max_prompt_tokens for doc in batch for n in self.count_tokens(doc)):
+            raise PromptTooLongError("too long")
+        return super().__call__(batch)
+
+
+def test_windows_are_cut_to_the_models_context_and_a_long_doc_fails_alone(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    component = nlp.get_pipe("codeie")
+    overhead = len(component.prompt.render_prompt(component.groups[0], "").encode("utf8"))
+    model = CountingModel(overhead + 400, by_prompt=lambda p: 'Person("Ada")]' if "Ada" in p else "]")
+    component.model = model
+    texts = ["Ada wrote.", "😀" * 999, "Ada left.", "Ada said " + "x" * 500 + " twice."]
+    docs = list(nlp.pipe(texts))
+    assert [d.text for d in docs] == texts
+    assert [[e.text for e in d.ents] for d in docs] == [["Ada"], [], ["Ada"], ["Ada"]]
+    sent = [p for call in model.calls for doc in call for p in doc]
+    assert all(n <= model.max_prompt_tokens for n in model.count_tokens(sent))
+    emoji = diagnostics(docs[1])
+    assert emoji["windows"] >= 999 * 4 // 400 and emoji["skipped_windows"] == 0
+    assert "".join(sentence_of(p) for p in model.calls[0][1]) == "😀" * 999  # nothing lost
+    assert diagnostics(docs[3])["skipped_windows"] == 1  # one token longer than the context on its own
+
+
+def test_a_model_that_refuses_a_long_prompt_costs_only_that_prompt(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    component = nlp.get_pipe("codeie")
+    overhead = len(component.prompt.render_prompt(component.groups[0], "").encode("utf8"))
+    refusing = CountingModel(overhead + 400, by_prompt=lambda p: 'Person("Ada")]' if "Ada" in p else "]")
+    component.model = lambda prompts: refusing(prompts)  # it cannot count tokens, only refuse
+    docs = list(nlp.pipe(["Ada wrote.", "😀" * 999, "Ada left."]))
+    assert [[e.text for e in d.ents] for d in docs] == [["Ada"], [], ["Ada"]]
+    assert diagnostics(docs[1])["skipped_prompts"] == 1 and diagnostics(docs[0])["skipped_prompts"] == 0
+
+
+def test_a_schema_part_longer_than_the_context_says_what_to_lower(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    nlp.get_pipe("codeie").model = CountingModel(100)
+    with pytest.raises(PromptTooLongError, match="before any text.*max_types_per_prompt"):
+        nlp("Ada wrote.")

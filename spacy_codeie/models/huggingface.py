@@ -250,6 +250,21 @@ class HuggingFaceModel:
     def _tokenize(self, text: str) -> List[int]:
         return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
 
+    @property
+    def max_prompt_tokens(self) -> Optional[int]:
+        """The longest prompt that leaves the answer `max_new_tokens` of the context (or half of it, whichever is
+        less): the codeie component cuts windows to fit it."""
+        if not self.context_length:
+            return None
+        return self.context_length - min(self.max_new_tokens, self.context_length // 2)
+
+    def count_tokens(self, prompts: Sequence[str]) -> List[int]:
+        """The length of each prompt in tokens, as `generate` will send it."""
+        if not prompts:
+            return []
+        formatted = [self.format_prompt(p) for p in prompts]
+        return [len(ids) for ids in self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]]
+
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
             if self.context_length and len(ids) >= self.context_length:
