@@ -1,6 +1,7 @@
 """The `codeie` component: windows and type groups -> prompts -> model -> parse -> align -> Doc."""
 
 import logging
+import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -25,7 +26,7 @@ from .annotations import (
     set_relation_records,
 )
 from .errors import CodeIEError, PromptTooLongError
-from .models.contract import CountsTokens
+from .models.contract import CarriesAdapter, CountsTokens
 from .parsing import CodeParser
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
@@ -502,16 +503,43 @@ class CodeIE(Pipe):
 
     # ---- serialization ----------------------------------------------------------------------
     # Settings live in the config, which spaCy saves and which config overrides at load change; only data is
-    # saved here: the schema (used when the config has none) and the model's LoRA adapter.
+    # saved here: the schema (used when the config has none) and the model's LoRA adapter, so that the answers
+    # do not change on the way and the adapter folder the config names need not exist where it is loaded.
     def _load_schema(self, data: Optional[Dict[str, Any]]) -> None:
         if data is not None and not self._schema_in_config:
             self._set_schema(schema_from_mapping(data))
 
+    def _has_adapter(self) -> bool:
+        return isinstance(self.model, CarriesAdapter) and self.model.has_adapter
+
+    def _load_adapter(self, path: Path) -> None:
+        if not isinstance(self.model, CarriesAdapter):
+            raise CodeIEError(
+                f"The saved pipeline holds a LoRA adapter, but the codeie model {type(self.model).__name__} cannot "
+                "load one. Use spacy_codeie.HuggingFace.v1 or DefaultModel, or exclude it: exclude=['codeie']."
+            )
+        self.model.load_adapter(path)
+
     def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return srsly.msgpack_dumps({"schema": self.schema.to_dict() if self.schema is not None else None})
+        data: Dict[str, Any] = {"schema": self.schema.to_dict() if self.schema is not None else None}
+        if self._has_adapter():
+            with tempfile.TemporaryDirectory() as tmp:
+                self.model.save_adapter(tmp)
+                data["adapter"] = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
+        return srsly.msgpack_dumps(data)
 
     def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CodeIE":
-        self._load_schema(srsly.msgpack_loads(bytes_data).get("schema"))
+        data = srsly.msgpack_loads(bytes_data)
+        self._load_schema(data.get("schema"))
+        if data.get("adapter"):
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, content in data["adapter"].items():
+                    target = Path(tmp) / name
+                    if Path(tmp).resolve() not in target.resolve().parents:
+                        raise CodeIEError(f"The serialized adapter holds a file outside its folder: {name!r}.")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(content)
+                self._load_adapter(Path(tmp))
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude=tuple()) -> None:
@@ -519,7 +547,7 @@ class CodeIE(Pipe):
         path.mkdir(parents=True, exist_ok=True)
         if self.schema is not None:
             srsly.write_json(path / "schema.json", self.schema.to_dict())
-        if getattr(self.model, "has_adapter", False):  # the adapter travels with the pipeline
+        if self._has_adapter():
             self.model.save_adapter(path / ADAPTER_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
@@ -527,12 +555,7 @@ class CodeIE(Pipe):
         if (path / "schema.json").is_file():
             self._load_schema(srsly.read_json(path / "schema.json"))
         if (path / ADAPTER_DIR / "adapter_config.json").is_file():
-            if not hasattr(self.model, "load_adapter"):
-                raise CodeIEError(
-                    f"The saved pipeline holds a LoRA adapter ({path / ADAPTER_DIR}), but its model "
-                    f"{type(self.model).__name__} cannot load one. Use spacy_codeie.HuggingFace.v1 or DefaultModel."
-                )
-            self.model.load_adapter(path / ADAPTER_DIR)
+            self._load_adapter(path / ADAPTER_DIR)
         return self
 
 

@@ -200,8 +200,13 @@ class HuggingFaceModel:
                 "hub id that is cached or reachable (offline, download it first and pass its folder)."
             ) from None
         self.adapter = None
+        self._missing_adapter: Optional[str] = None
         self.model = model.to(self.device).eval()
-        if adapter:
+        if adapter and not Path(str(adapter)).expanduser().exists():
+            # Not an error yet: a saved pipeline carries its own copy (codeie/adapter/), which spacy.load puts
+            # on after building this model from the config. Without one, the first generation fails.
+            self._missing_adapter = str(adapter)
+        elif adapter:
             self.load_adapter(adapter)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -223,7 +228,16 @@ class HuggingFaceModel:
         base = self.model.unload() if self.has_adapter else self.model
         self.model = _with_adapter(base, str(path)).to(self.device).eval()
         self.adapter = str(path)
+        self._missing_adapter = None
         self.clear_prefix_cache()  # cached keys and values came from the old weights
+
+    def _check_adapter(self) -> None:
+        if self._missing_adapter is not None:
+            raise ModelLoadError(
+                f"The adapter folder {self._missing_adapter!r} does not exist. Give the folder a peft LoRA run saved "
+                "in the model setting 'adapter', or leave it out; a pipeline saved with nlp.to_disk carries its "
+                "adapter and needs no folder."
+            )
 
     def save_adapter(self, path: Union[str, Path]) -> None:
         """Write the loaded adapter (peft format), e.g. into a saved pipeline so that it travels with it."""
@@ -301,6 +315,7 @@ class HuggingFaceModel:
         """
         if not prompts:
             return []
+        self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
         encoded = [self._tokenize(text) for text in formatted]
         self._check_fits(encoded)
@@ -400,6 +415,7 @@ class HuggingFaceModel:
 
         if n < 1 or temperature <= 0:
             raise ModelLoadError("Sampling needs n >= 1 and a positive temperature.")
+        self._check_adapter()
         torch.manual_seed(seed)
         encoded = [self.encode(p) for p in prompts]
         out: List[List[str]] = []
