@@ -181,3 +181,46 @@ def test_a_missing_adapter_folder_is_an_error_on_first_use(tiny_model_dir, tmp_p
     model = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "gone"))
     with pytest.raises(ModelLoadError, match="gone"):
         model.generate(prompts)
+
+
+def test_generation_from_two_threads_is_serialized(tiny_model_dir, prompts, monkeypatch):
+    import threading
+    import time
+
+    model = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=4, batch_size=1)
+    inside, most = [0], [0]
+    original = model._generate_batch
+
+    def counted(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(model, "_generate_batch", counted)
+    expected = model.generate(prompts)
+    results = [None, None]
+
+    def run(i):
+        results[i] = model.generate(prompts)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected, expected] and most[0] == 1
+
+
+def test_sampling_leaves_the_global_torch_seed_alone(tiny_model_dir, prompts):
+    import torch
+
+    model = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=4)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = model.sample(prompts[:1], 2, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.sample(prompts[:1], 2, seed=7) == first

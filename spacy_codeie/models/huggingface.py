@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -185,6 +186,9 @@ class HuggingFaceModel:
         self._prefix_ids = PrefixCache(self._tokenize, max_entries=4 * prefix_cache_size)  # shared text -> ids
         self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
         self._token_table: Optional[TokenTable] = None
+        # One generation at a time: the prefix cache, the row limit, the stats and the tokenizer (a Rust object
+        # that refuses to be borrowed twice) are shared, so nlp.pipe from several threads takes turns here.
+        self._lock = threading.RLock()
         # Counters for benchmarks and logs: batches, prompt and generated tokens, prompt tokens read from cache.
         self.stats: Counter = Counter()
         offline = local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
@@ -225,11 +229,12 @@ class HuggingFaceModel:
 
     def load_adapter(self, path: Union[str, Path]) -> None:
         """Put a peft LoRA adapter on the base model, replacing one loaded before."""
-        base = self.model.unload() if self.has_adapter else self.model
-        self.model = _with_adapter(base, str(path)).to(self.device).eval()
-        self.adapter = str(path)
-        self._missing_adapter = None
-        self.clear_prefix_cache()  # cached keys and values came from the old weights
+        with self._lock:
+            base = self.model.unload() if self.has_adapter else self.model
+            self.model = _with_adapter(base, str(path)).to(self.device).eval()
+            self.adapter = str(path)
+            self._missing_adapter = None
+            self.clear_prefix_cache()  # cached keys and values came from the old weights
 
     def _check_adapter(self) -> None:
         if self._missing_adapter is not None:
@@ -277,7 +282,9 @@ class HuggingFaceModel:
         if not prompts:
             return []
         formatted = [self.format_prompt(p) for p in prompts]
-        return [len(ids) for ids in self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]]
+        with self._lock:
+            encoded = self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
@@ -315,6 +322,10 @@ class HuggingFaceModel:
         """
         if not prompts:
             return []
+        with self._lock:
+            return self._generate(prompts)
+
+    def _generate(self, prompts: Sequence[str]) -> List[str]:
         self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
         encoded = [self._tokenize(text) for text in formatted]
@@ -399,7 +410,8 @@ class HuggingFaceModel:
 
     def clear_prefix_cache(self) -> None:
         """Forget the cached schema prefixes (they are rebuilt on demand)."""
-        self._prefix_cache.clear()
+        with self._lock:
+            self._prefix_cache.clear()
 
     @property
     def token_table(self) -> TokenTable:
@@ -410,21 +422,25 @@ class HuggingFaceModel:
 
     def sample(self, prompts: Sequence[str], n: int, *, temperature: float = 0.8, top_p: float = 0.95,
                seed: int = 0) -> List[List[str]]:
-        """`n` sampled completions per prompt (for preference data), in the prompts' order."""
+        """`n` sampled completions per prompt (for preference data), in the prompts' order.
+
+        `seed` seeds a copy of torch's random state, so the global one is left as it was."""
         import torch
 
         if n < 1 or temperature <= 0:
             raise ModelLoadError("Sampling needs n >= 1 and a positive temperature.")
-        self._check_adapter()
-        torch.manual_seed(seed)
-        encoded = [self.encode(p) for p in prompts]
+        devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         out: List[List[str]] = []
-        rows = max(1, self.batch_size // n)
-        for i in range(0, len(prompts), rows):
-            flags = [completes_list(p) for p in prompts[i: i + rows]]
-            texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
-                                         temperature=temperature, top_p=top_p)
-            out.extend(texts[j: j + n] for j in range(0, len(texts), n))
+        with self._lock, torch.random.fork_rng(devices=devices):
+            self._check_adapter()
+            torch.manual_seed(seed)
+            encoded = [self.encode(p) for p in prompts]
+            rows = max(1, self.batch_size // n)
+            for i in range(0, len(prompts), rows):
+                flags = [completes_list(p) for p in prompts[i: i + rows]]
+                texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
+                                             temperature=temperature, top_p=top_p)
+                out.extend(texts[j: j + n] for j in range(0, len(texts), n))
         return out
 
 
