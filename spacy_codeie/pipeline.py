@@ -114,7 +114,7 @@ class CodeIE(Pipe):
         vocab,
         *,
         name: str = "codeie",
-        schema: Optional[Schema],
+        schema: Optional[Schema] = None,
         model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
         prompt: Optional[KnowCoderPrompt] = None,
         max_types_per_prompt: int = 0,
