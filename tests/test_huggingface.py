@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import spacy
 
@@ -224,3 +226,4 @@ def test_sampling_leaves_the_global_torch_seed_alone(tiny_model_dir, prompts):
     first = model.sample(prompts[:1], 2, seed=7)
     assert torch.equal(torch.get_rng_state(), state)
     assert model.sample(prompts[:1], 2, seed=7) == first
+    assert pickle.loads(pickle.dumps(model)).sample(prompts[:1], 2, seed=7) == first  # spawned processes

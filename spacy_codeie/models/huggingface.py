@@ -222,6 +222,15 @@ class HuggingFaceModel:
         self.chat_template = chat_template
         self.context_length = _context_length(self.model.config)
 
+    def __getstate__(self) -> Dict[str, Any]:  # a lock cannot be pickled (spawned processes, Ray)
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # ---- LoRA adapters -----------------------------------------------------------------------
     @property
     def has_adapter(self) -> bool:
