@@ -169,7 +169,7 @@ class CodeIE(Pipe):
         self.groups: List[Schema] = []
         self.group_targets: List[frozenset] = []
         self._parsers: List[CodeParser] = []
-        self._heads: Optional[Tuple[Tuple[int, int], List[Tuple[int, int]]]] = None  # see _prompt_heads
+        self._heads: Optional[Tuple[Tuple[int, ...], List[Tuple[int, int]]]] = None  # see _prompt_heads
         if schema is not None:
             self._set_schema(schema)
 
@@ -313,7 +313,7 @@ class CodeIE(Pipe):
 
     def _prompt_heads(self, limit: int) -> List[Tuple[int, int]]:
         """(tokens, UTF-8 bytes) of each group's prompt without text; an error if one leaves no room for text."""
-        key = (id(self.model), limit)
+        key = (id(self.model), id(self.prompt), limit)
         if self._heads is None or self._heads[0] != key:
             empty = [self.prompt.render_prompt(group, "") for group in self.groups]
             counts = self.model.count_tokens(empty)
