@@ -144,20 +144,25 @@ class StringAligner:
         )
         return inside_other, cuts_word, start
 
-    def take(self, mention: str, channel: str) -> Tuple[Optional[CharSpan], str]:
+    def take(self, mention: str, channel: str, label: str = "") -> Tuple[Optional[CharSpan], str]:
         """The best unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'.
 
-        Each occurrence is handed out once per channel, so a string generated k times takes k places.
+        Each occurrence is handed out once per channel and label, so a string generated k times takes k places,
+        and one generated under two labels takes a place under each (as it would from two separate prompts);
+        a place no other label holds comes first.
         """
         spans = self.occurrences(mention)
         if not spans:
             return None, "missing"
         taken = self._taken.setdefault(channel, [])
-        free = [span for span in spans if span not in taken]
+        used = self._taken.setdefault(f"{channel}:{label}", []) if label else taken
+        free = [span for span in spans if span not in used]
         if not free:
             return None, "duplicate"
-        best = min(free, key=lambda span: self._rank(span, taken))
+        best = min(free, key=lambda span: (span in taken, self._rank(span, taken)))
         taken.append(best)
+        if used is not taken:
+            used.append(best)
         return best, "ok"
 
 
@@ -187,7 +192,7 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
 
     for inst in instances:
         if isinstance(inst, EntityInstance):
-            span, status = aligner.take(inst.text, "entity")
+            span, status = aligner.take(inst.text, "entity", inst.label)
             count(status)
             if span:
                 entity_spans.append(AlignedEntity(span[0], span[1], inst.label))

@@ -1,7 +1,8 @@
 """The `codeie` component: windows and type groups -> prompts -> model -> parse -> align -> Doc."""
-from __future__ import annotations
 
 import logging
+import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
@@ -17,24 +18,31 @@ from .alignment import ALIGNMENT_MODES, AlignmentResult, align_instances, token_
 from .annotations import (
     DIAGNOSTICS_KEY,
     event_record,
+    event_records,
     register_extensions,
     relation_record,
+    relation_records,
     set_event_records,
     set_relation_records,
 )
-from .errors import CodeIEError
-from .models.contract import declared_prompt_style
+from .errors import CodeIEError, PromptTooLongError
+from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
 from .schema.loaders import schema_from_mapping
 from .schema.types import Schema
-from .windows import split_windows
+from .windows import split_window, split_windows
 
 logger = logging.getLogger("spacy_codeie")
+# spaCy checks initialize's arguments with a pydantic model, and pydantic warns that a field called "schema"
+# shadows BaseModel.schema. Harmless here, and "schema" is the name the config uses everywhere.
+warnings.filterwarnings("ignore", message='Field name "schema" in "InitArgModel"', category=UserWarning)
 TASK_SPLITS = ("joint", "per_task")
 ADAPTER_DIR = "adapter"  # where a saved pipeline keeps its model's LoRA adapter
+_BOUNDARY_TOKENS = 8  # tokens a prompt may gain where its text meets the schema part, in the bytes bound
 DIAGNOSTIC_FIELDS = (
-    "windows", "skipped_windows", "prompts", "empty_completions", "truncated", "instances", "unparseable",
-    "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates", "misaligned",
+    "windows", "skipped_windows", "skipped_prompts", "prompts", "empty_completions", "truncated", "instances",
+    "unparseable", "unknown_class", "unknown_role", "bad_arguments", "mentions", "hallucinated", "duplicates",
+    "misaligned",
 )
 
 DEFAULT_CONFIG = {
@@ -47,6 +55,7 @@ DEFAULT_CONFIG = {
     "alignment_mode": "expand",
     "spans_key": "codeie",
     "overwrite_ents": False,
+    "overwrite": False,
     "relations_extension": "relations",
     "events_extension": "events",
     "scorer": {"@scorers": "spacy_codeie.scorer.v1"},
@@ -72,6 +81,7 @@ def make_codeie(
     alignment_mode: str,
     spans_key: str,
     overwrite_ents: bool,
+    overwrite: bool,
     relations_extension: str,
     events_extension: str,
     scorer: Optional[Callable],
@@ -88,6 +98,7 @@ def make_codeie(
         alignment_mode=alignment_mode,
         spans_key=spans_key,
         overwrite_ents=overwrite_ents,
+        overwrite=overwrite,
         relations_extension=relations_extension,
         events_extension=events_extension,
         scorer=scorer,
@@ -102,7 +113,7 @@ class CodeIE(Pipe):
         vocab,
         *,
         name: str = "codeie",
-        schema: Optional[Schema],
+        schema: Optional[Schema] = None,
         model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
         prompt: Optional[KnowCoderPrompt] = None,
         max_types_per_prompt: int = 0,
@@ -111,17 +122,12 @@ class CodeIE(Pipe):
         alignment_mode: str = "expand",
         spans_key: str = "codeie",
         overwrite_ents: bool = False,
+        overwrite: bool = False,
         relations_extension: str = "relations",
         events_extension: str = "events",
         scorer: Optional[Callable] = None,
     ):
-        if schema is None:
-            raise CodeIEError(
-                "The codeie component needs a schema. Add one to its config, e.g. "
-                '{"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being"}}} '
-                'or {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": "ontology.py"}}.'
-            )
-        if not isinstance(schema, Schema):
+        if schema is not None and not isinstance(schema, Schema):
             raise CodeIEError(
                 f"The codeie 'schema' must be built by a schema function such as spacy_codeie.schema_from_dict.v1, "
                 f"not given as {type(schema).__name__}. Wrap it: {{'@misc': 'spacy_codeie.schema_from_dict.v1', ...}}."
@@ -149,12 +155,22 @@ class CodeIE(Pipe):
             "alignment_mode": alignment_mode,
             "spans_key": spans_key,
             "overwrite_ents": overwrite_ents,
+            "overwrite": overwrite,
             "relations_extension": relations_extension,
             "events_extension": events_extension,
         }
         self.scorer = scorer
         register_extensions(relations_extension, events_extension)
-        self._set_schema(schema)
+        # A schema in the config is a setting and wins over one saved with the pipeline; without one, the
+        # schema is data: given to `initialize` (as SpanRuler takes its patterns) and saved in schema.json.
+        self._schema_in_config = schema is not None
+        self.schema: Optional[Schema] = None
+        self.groups: List[Schema] = []
+        self.group_targets: List[frozenset] = []
+        self._parsers: List[CodeParser] = []
+        self._heads: Optional[Tuple[Tuple[int, ...], List[Tuple[int, int]]]] = None  # see _prompt_heads
+        if schema is not None:
+            self._set_schema(schema)
 
     # ---- schema and its prompt groups ---------------------------------------------------------
     def _set_schema(self, schema: Schema) -> None:
@@ -165,6 +181,7 @@ class CodeIE(Pipe):
         self.groups = [schema.subset(types) for types in group_types]
         self.group_targets = [frozenset(t.label for t in types) for types in group_types]
         self._parsers = [self.prompt.parser(group) for group in self.groups]
+        self._heads = None
 
     def _group_types(self, schema: Schema) -> List[List[object]]:
         """Types per prompt: per task if asked, at most max_types_per_prompt types each."""
@@ -182,9 +199,18 @@ class CodeIE(Pipe):
                 groups.append(types[i: i + size])
         return groups
 
+    def _require_schema(self) -> None:
+        if self.schema is None:
+            raise CodeIEError(
+                f"The codeie component {self.name!r} has no schema. Add one to its config, e.g. "
+                '{"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being"}}} '
+                'or {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": "ontology.py"}}, or give it '
+                f"to nlp.initialize() under [initialize.components.{self.name}.schema]."
+            )
+
     @property
     def labels(self) -> Tuple[str, ...]:
-        return tuple(t.label for t in self.schema.types)
+        return tuple(t.label for t in self.schema.types) if self.schema is not None else ()
 
     # ---- processing -------------------------------------------------------------------------
     def __call__(self, doc: Doc) -> Doc:
@@ -192,33 +218,115 @@ class CodeIE(Pipe):
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 64) -> Iterator[Doc]:
         """Send the prompts of `batch_size` docs to the model at once (`nlp.pipe(batch_size=...)` sets it)."""
+        self._require_schema()
         error_handler = self.get_error_handler()
-        for docs in minibatch(stream, size=batch_size):
+        for batch in minibatch(stream, size=batch_size):
+            docs = list(batch)
             try:
-                yield from self._process_batch(list(docs))
+                done = self._process_batch(docs)
+            except PromptTooLongError:
+                # A model that cannot count its tokens refused a prompt: redo the batch so that only the
+                # prompts it refuses are lost, not every doc that was sent with them.
+                done = self._process_prompt_by_prompt(docs, error_handler)
             except Exception as err:  # spaCy's error handler decides (raise by default)
-                error_handler(self.name, self, list(docs), err)
+                error_handler(self.name, self, docs, err)
+                continue
+            yield from done
 
     def prompts_for(self, doc: Doc) -> Tuple[List[Tuple[Span, int]], List[str], Counter]:
         """The (window, group index) units of a doc, their prompts, and the first diagnostics."""
+        self._require_schema()
         diag: Counter = Counter()
         units: List[Tuple[Span, int]] = []
         prompts: List[str] = []
         size = self.cfg["window_size"]
+        windows = []
         for window in split_windows(doc, size):
-            diag["windows"] += 1
             if len(window.text) > size:
+                diag["windows"] += 1
                 diag["skipped_windows"] += 1
                 logger.warning(
                     "codeie skipped a window of %d characters: one token is longer than window_size=%d. It is "
                     "counted under 'skipped_windows' in the doc's diagnostics.", len(window.text), size,
                 )
                 continue
-            for g, group in enumerate(self.groups):
+            windows.append(window)
+        for window, rendered in self._fit_to_model(windows, diag):
+            diag["windows"] += 1
+            for g, prompt in enumerate(rendered):
                 units.append((window, g))
-                prompts.append(self.prompt.prompt_for(group, window.text))
+                prompts.append(prompt)
         diag["prompts"] = len(prompts)
         return units, prompts, diag
+
+    # ---- windows sized by the model's tokens ------------------------------------------------------
+    def _render(self, window: Span) -> List[str]:
+        return [self.prompt.prompt_for(group, window.text) for group in self.groups]
+
+    def _fit_to_model(self, windows: List[Span], diag: Counter) -> List[Tuple[Span, List[str]]]:
+        """The windows with their prompts, cut smaller where a prompt is too long in the model's tokens.
+
+        `window_size` counts characters, and a character can be several tokens (emoji, CJK). A model that can
+        count its tokens (models.contract.CountsTokens) has each window checked; one still too long as a single
+        token is skipped and counted, so one window never costs a batch. Only prompts that might be too long
+        are counted: a token covers at least one byte, so the text part of a prompt has at most as many tokens
+        as bytes.
+        """
+        out = [(w, self._render(w)) for w in windows]
+        limit = self.model.max_prompt_tokens if isinstance(self.model, CountsTokens) else None
+        if not limit or not out:
+            return out
+        heads = self._prompt_heads(limit)
+
+        def surely_fits(rendered: List[str]) -> bool:
+            return all(tokens + len(p.encode("utf8")) - size + _BOUNDARY_TOKENS <= limit
+                       for p, (tokens, size) in zip(rendered, heads))
+
+        todo = [item for item in out if not surely_fits(item[1])]
+        out = [item for item in out if surely_fits(item[1])]
+        skipped = 0
+        while todo:
+            counts = self.model.count_tokens([p for _, rendered in todo for p in rendered])
+            per_window = len(self.groups)
+            later = []
+            for i, (window, rendered) in enumerate(todo):
+                lengths = counts[i * per_window:(i + 1) * per_window]
+                if max(lengths) <= limit:
+                    out.append((window, rendered))
+                elif len(window) == 1:
+                    skipped += 1
+                else:  # shrink by the share of the text's tokens that fits beside the schema part
+                    share = min((limit - head) / max(1, n - head) for n, (head, _) in zip(lengths, heads) if n > limit)
+                    size = max(1, min(len(window.text) - 1, int(len(window.text) * share * 0.9)))
+                    later.extend((piece, self._render(piece)) for piece in split_window(window, size))
+            todo = later
+        if skipped:
+            diag["windows"] += skipped
+            diag["skipped_windows"] += skipped
+            logger.warning(
+                "codeie skipped %d window(s) of one token each whose prompt is longer than the %d tokens the model "
+                "takes. They are counted under 'skipped_windows' in the doc's diagnostics.", skipped, limit,
+            )
+        out.sort(key=lambda item: item[0].start)
+        return out
+
+    def _prompt_heads(self, limit: int) -> List[Tuple[int, int]]:
+        """(tokens, UTF-8 bytes) of each group's prompt without text; an error if one leaves no room for text."""
+        key = (id(self.model), id(self.prompt), limit)
+        if self._heads is None or self._heads[0] != key:
+            empty = [self.prompt.render_prompt(group, "") for group in self.groups]
+            counts = self.model.count_tokens(empty)
+            self._heads = (key, [(n, len(p.encode("utf8"))) for n, p in zip(counts, empty)])
+        heads = self._heads[1]
+        for group, (tokens, _) in zip(self.groups, heads):
+            if tokens >= limit:
+                raise PromptTooLongError(
+                    f"The prompt for the types {', '.join(t.label for t in group.types)} is {tokens} tokens before "
+                    f"any text, and the model takes at most {limit}. Lower 'max_types_per_prompt' (or use "
+                    'task_split = "per_task"), shorten the schema\'s descriptions and demonstrations, or use a '
+                    "model with a longer context."
+                )
+        return heads
 
     def _process_batch(self, docs: List[Doc]) -> List[Doc]:
         planned = [self.prompts_for(doc) for doc in docs]
@@ -238,6 +346,39 @@ class CodeIE(Pipe):
             self._annotate(doc, units, texts, diag)
         return docs
 
+    def _process_prompt_by_prompt(self, docs: List[Doc], error_handler: Callable) -> List[Doc]:
+        """Each doc on its own, and a doc the model refuses prompt by prompt: the prompts it refuses as too
+        long are skipped and counted under 'skipped_prompts'."""
+        done = []
+        for doc in docs:
+            try:
+                done.extend(self._process_batch([doc]))
+                continue
+            except PromptTooLongError:
+                pass
+            except Exception as err:
+                error_handler(self.name, self, [doc], err)
+                continue
+            try:
+                units, prompts, diag = self.prompts_for(doc)
+                kept_units, texts = [], []
+                for unit, prompt in zip(units, prompts):
+                    try:
+                        (answer,) = list(self.model([[prompt]]))
+                    except PromptTooLongError:
+                        diag["skipped_prompts"] += 1
+                        continue
+                    kept_units.append(unit)
+                    texts.append(_as_text(list(answer)[0]))
+                logger.warning("codeie skipped %d prompt(s) of a doc that the model refused as too long. They are "
+                               "counted under 'skipped_prompts' in the doc's diagnostics; lower 'window_size'.",
+                               diag["skipped_prompts"])
+                self._annotate(doc, kept_units, texts, diag)
+                done.append(doc)
+            except Exception as err:
+                error_handler(self.name, self, [doc], err)
+        return done
+
     def _annotate(self, doc: Doc, units: List[Tuple[Span, int]], texts: List[str], diag: Counter) -> None:
         aligned: List[AlignmentResult] = []
         for (window, g), text in zip(units, texts):
@@ -253,6 +394,8 @@ class CodeIE(Pipe):
             diag["duplicates"] += result.duplicates
             aligned.append(result)
         self._write(doc, aligned, diag)
+        if not self.cfg["overwrite"]:  # another codeie component may have run: add to its counts
+            diag.update(doc.user_data.get(DIAGNOSTICS_KEY, {}))
         doc.user_data[DIAGNOSTICS_KEY] = {key: int(diag.get(key, 0)) for key in DIAGNOSTIC_FIELDS}
 
     def _span(self, doc: Doc, start: int, end: int, label: Optional[str], diag: Counter) -> Optional[Span]:
@@ -262,9 +405,19 @@ class CodeIE(Pipe):
         return span
 
     def _write(self, doc: Doc, aligned: List[AlignmentResult], diag: Counter) -> None:
+        """Results of all windows and groups, deduplicated; added to what is already under the component's
+        keys (another codeie component's results, say) unless `overwrite`, as SpanRuler does."""
         spans: Dict[Tuple[int, int, str], Span] = {}
         relations: Dict[Tuple, Dict[str, Any]] = {}
         events: Dict[Tuple, Dict[str, Any]] = {}
+        if not self.cfg["overwrite"]:
+            key = self.cfg["spans_key"]
+            for span in doc.spans[key] if key in doc.spans else ():
+                spans.setdefault((span.start, span.end, span.label_), span)
+            for record in relation_records(doc, self.cfg["relations_extension"]):
+                relations.setdefault(_freeze(record), record)
+            for record in event_records(doc, self.cfg["events_extension"]):
+                events.setdefault(_freeze(record), record)
         for result in aligned:
             for ent in result.entities:
                 span = self._span(doc, ent.start, ent.end, ent.label, diag)
@@ -305,8 +458,31 @@ class CodeIE(Pipe):
         doc.ents = sorted(list(doc.ents) + kept, key=lambda s: s.start)
 
     # ---- training-time API ------------------------------------------------------------------
-    def initialize(self, get_examples: Optional[Callable[[], Iterable[Example]]] = None, *, nlp=None) -> None:
-        """Nothing to learn; checks that the component can be run on the examples' docs."""
+    def initialize(
+        self,
+        get_examples: Optional[Callable[[], Iterable[Example]]] = None,
+        *,
+        nlp: Optional[Language] = None,
+        schema: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        """Take the schema as data when the config has none: [initialize.components.NAME.schema] in the form
+        schema.json is saved in (inline, or read with `@readers = "srsly.read_json.v1"`). Nothing is learned."""
+        if schema is not None:
+            if self._schema_in_config:
+                raise CodeIEError(
+                    f"The codeie component {self.name!r} has a schema in its config and another given to initialize. "
+                    f"Give it in one place: remove [components.{self.name}.schema] or "
+                    f"[initialize.components.{self.name}.schema]."
+                )
+            try:
+                self._set_schema(schema_from_mapping(schema))
+            except CodeIEError as err:
+                raise type(err)(
+                    f"{err} The schema given to initialize is data in the form schema.json is saved in, e.g. "
+                    '{"entities": {"PERSON": "a human being"}}; a schema function such as schema_from_file.v1 '
+                    f"belongs in [components.{self.name}.schema] instead."
+                ) from None
+        self._require_schema()
         if get_examples is not None:
             for example in get_examples():
                 if not isinstance(example, Example):
@@ -325,36 +501,60 @@ class CodeIE(Pipe):
         )
 
     # ---- serialization ----------------------------------------------------------------------
+    # Settings live in the config, which spaCy saves and which config overrides at load change; only data is
+    # saved here: the schema (used when the config has none) and the model's LoRA adapter, so that the answers
+    # do not change on the way and the adapter folder the config names need not exist where it is loaded.
+    def _load_schema(self, data: Optional[Dict[str, Any]]) -> None:
+        if data is not None and not self._schema_in_config:
+            self._set_schema(schema_from_mapping(data))
+
+    def _has_adapter(self) -> bool:
+        return isinstance(self.model, CarriesAdapter) and self.model.has_adapter
+
+    def _load_adapter(self, path: Path) -> None:
+        if not isinstance(self.model, CarriesAdapter):
+            raise CodeIEError(
+                f"The saved pipeline holds a LoRA adapter, but the codeie model {type(self.model).__name__} cannot "
+                "load one. Use spacy_codeie.HuggingFace.v1 or DefaultModel, or exclude it: exclude=['codeie']."
+            )
+        self.model.load_adapter(path)
+
     def to_bytes(self, *, exclude=tuple()) -> bytes:
-        return srsly.msgpack_dumps({"schema": self.schema.to_dict(), "cfg": self.cfg})
+        data: Dict[str, Any] = {"schema": self.schema.to_dict() if self.schema is not None else None}
+        if self._has_adapter():
+            with tempfile.TemporaryDirectory() as tmp:
+                self.model.save_adapter(tmp)
+                data["adapter"] = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
+        return srsly.msgpack_dumps(data)
 
     def from_bytes(self, bytes_data: bytes, *, exclude=tuple()) -> "CodeIE":
         data = srsly.msgpack_loads(bytes_data)
-        self.cfg.update(data.get("cfg", {}))
-        self._set_schema(schema_from_mapping(data["schema"]))
+        self._load_schema(data.get("schema"))
+        if data.get("adapter"):
+            with tempfile.TemporaryDirectory() as tmp:
+                for name, content in data["adapter"].items():
+                    target = Path(tmp) / name
+                    if Path(tmp).resolve() not in target.resolve().parents:
+                        raise CodeIEError(f"The serialized adapter holds a file outside its folder: {name!r}.")
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(content)
+                self._load_adapter(Path(tmp))
         return self
 
     def to_disk(self, path: Union[str, Path], *, exclude=tuple()) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / "schema.json", self.schema.to_dict())
-        srsly.write_json(path / "cfg.json", self.cfg)
-        if getattr(self.model, "has_adapter", False):  # the adapter travels with the pipeline
+        if self.schema is not None:
+            srsly.write_json(path / "schema.json", self.schema.to_dict())
+        if self._has_adapter():
             self.model.save_adapter(path / ADAPTER_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
         path = Path(path)
-        if (path / "cfg.json").is_file():
-            self.cfg.update(srsly.read_json(path / "cfg.json"))
         if (path / "schema.json").is_file():
-            self._set_schema(schema_from_mapping(srsly.read_json(path / "schema.json")))
+            self._load_schema(srsly.read_json(path / "schema.json"))
         if (path / ADAPTER_DIR / "adapter_config.json").is_file():
-            if not hasattr(self.model, "load_adapter"):
-                raise CodeIEError(
-                    f"The saved pipeline holds a LoRA adapter ({path / ADAPTER_DIR}), but its model "
-                    f"{type(self.model).__name__} cannot load one. Use spacy_codeie.HuggingFace.v1 or DefaultModel."
-                )
-            self.model.load_adapter(path / ADAPTER_DIR)
+            self._load_adapter(path / ADAPTER_DIR)
         return self
 
 

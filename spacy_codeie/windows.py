@@ -39,15 +39,10 @@ def _sentence_bounds(doc: Doc) -> List[Tuple[int, int]]:
     return [(0, len(doc))]
 
 
-def split_windows(doc: Doc, max_chars: int) -> List[Span]:
-    """Token spans covering every non-space token of the doc, each at most `max_chars` long if possible."""
-    if max_chars < 1:
-        raise ValueError("window_size must be a positive number of characters.")
-    pieces: List[Tuple[int, int]] = []
-    for s_start, s_end in _sentence_bounds(doc):
-        pieces.extend(_chunks(doc, s_start, s_end, max_chars))
+def _pack(doc: Doc, pieces: List[Tuple[int, int]], max_chars: int) -> List[Span]:
+    """Consecutive pieces joined while they fit in max_chars; pieces of only whitespace are dropped."""
     windows: List[Tuple[int, int]] = []
-    for start, end in pieces:  # pack consecutive pieces while they fit
+    for start, end in pieces:
         if windows:
             w_start, w_end = windows[-1]
             if doc[end - 1].idx + len(doc[end - 1].text) - doc[w_start].idx <= max_chars:
@@ -55,3 +50,28 @@ def split_windows(doc: Doc, max_chars: int) -> List[Span]:
                 continue
         windows.append((start, end))
     return [doc[start:end] for start, end in windows if doc[start:end].text.strip()]
+
+
+def split_windows(doc: Doc, max_chars: int) -> List[Span]:
+    """Token spans covering every non-space token of the doc, each at most `max_chars` long if possible."""
+    if max_chars < 1:
+        raise ValueError("window_size must be a positive number of characters.")
+    pieces: List[Tuple[int, int]] = []
+    for s_start, s_end in _sentence_bounds(doc):
+        pieces.extend(_chunks(doc, s_start, s_end, max_chars))
+    return _pack(doc, pieces, max_chars)
+
+
+def split_window(window: Span, max_chars: int) -> List[Span]:
+    """A window cut again into windows of at most `max_chars`, the same way: for one whose prompt fits
+    `window_size` in characters but not the model's context in tokens. Each has fewer tokens than `window`
+    when it has more than one token and `max_chars` is shorter than its text."""
+    if max_chars < 1:
+        raise ValueError("max_chars must be positive.")
+    doc = window.doc
+    pieces: List[Tuple[int, int]] = []
+    for s_start, s_end in _sentence_bounds(doc):
+        start, end = max(s_start, window.start), min(s_end, window.end)
+        if start < end:
+            pieces.extend(_chunks(doc, start, end, max_chars))
+    return _pack(doc, pieces, max_chars)

@@ -130,5 +130,7 @@ def test_a_trained_adapter_declares_its_style_and_the_component_uses_it(tiny_cha
         "model": {**model, "adapter": str(tmp_path / "run" / "adapter"), "max_new_tokens": 4}})
     assert isinstance(component.prompt, CompactPrompt)
     nlp("Ada met Bob.")  # runs end to end under the compact style's constraint
+    component.from_bytes(component.to_bytes())  # the adapter comes back from a temporary folder
+    assert isinstance(component.model.prompt_style, CompactPrompt)
     nlp.to_disk(tmp_path / "pipeline")
-    assert (tmp_path / "pipeline" / "codeie" / "adapter" / "prompt_style.json").is_file()
+    assert srsly.read_json(tmp_path / "pipeline" / "codeie" / "adapter" / "prompt_style.json") == block

@@ -1,3 +1,5 @@
+import pickle
+
 import pytest
 import spacy
 
@@ -86,12 +88,7 @@ def test_prompt_longer_than_context_is_an_error_not_a_truncation(tiny_model_dir,
 
 
 def test_lora_adapter_is_loaded(tiny_model_dir, tmp_path, prompts):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
-    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
-    lora.save_pretrained(tmp_path / "adapter")
+    _lora(tiny_model_dir, tmp_path / "adapter")
     plain = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=8)
     adapted = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "adapter"), max_new_tokens=8)
     assert type(adapted.model).__name__.startswith("Peft")
@@ -137,3 +134,96 @@ def test_cpu_defaults_and_progress_bar(tiny_model_dir, prompts, capsys):
         assert model.device == "cpu" and model.dtype == torch.float32
     model.generate(prompts)
     assert "codeie generate" in capsys.readouterr().err
+
+
+def test_windows_fit_the_models_context_in_tokens(tiny_model_dir):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": {
+        "@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_model_dir), "max_new_tokens": 4,
+        "model_kwargs": {"max_position_embeddings": 1024}}})
+    model = nlp.get_pipe("codeie").model
+    assert model.max_prompt_tokens < 1024
+    docs = list(nlp.pipe(["Ada worked for Acme.", "😀" * 999]))  # 999 characters, about 4,000 tokens
+    assert docs[0].user_data["codeie_diagnostics"]["windows"] == 1
+    emoji = docs[1].user_data["codeie_diagnostics"]
+
+
+    assert emoji["windows"] > 1 and emoji["skipped_windows"] == 0
+
+
+def _lora(tiny_model_dir, folder):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    lora = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(folder)
+    return folder
+
+
+def test_the_adapter_travels_with_the_pipeline(tiny_model_dir, tmp_path, prompts):
+    import shutil
+
+    adapter = _lora(tiny_model_dir, tmp_path / "adapter")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": {
+        "@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_model_dir), "max_new_tokens": 8,
+        "adapter": str(adapter)}})
+    expected = nlp.get_pipe("codeie").model.generate(prompts)
+    data = nlp.to_bytes()
+    nlp.to_disk(tmp_path / "pipeline")
+    shutil.rmtree(adapter)  # only the base model must stay reachable
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("codeie").model.generate(prompts) == expected
+    from_bytes = spacy.blank("en").from_config(nlp.config).from_bytes(data)
+    assert from_bytes.get_pipe("codeie").model.generate(prompts) == expected
+
+
+def test_a_missing_adapter_folder_is_an_error_on_first_use(tiny_model_dir, tmp_path, prompts):
+    model = HuggingFaceModel(str(tiny_model_dir), adapter=str(tmp_path / "gone"))
+    with pytest.raises(ModelLoadError, match="gone"):
+        model.generate(prompts)
+
+
+def test_generation_from_two_threads_is_serialized(tiny_model_dir, prompts, monkeypatch):
+    import threading
+    import time
+
+    model = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=4, batch_size=1)
+    inside, most = [0], [0]
+    original = model._generate_batch
+
+    def counted(*args, **kwargs):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.01)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(model, "_generate_batch", counted)
+    expected = model.generate(prompts)
+    results = [None, None]
+
+    def run(i):
+        results[i] = model.generate(prompts)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == [expected, expected] and most[0] == 1
+
+
+def test_sampling_leaves_the_global_torch_seed_alone(tiny_model_dir, prompts):
+    import torch
+
+    model = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=4)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = model.sample(prompts[:1], 2, seed=7)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert model.sample(prompts[:1], 2, seed=7) == first
+    assert pickle.loads(pickle.dumps(model)).sample(prompts[:1], 2, seed=7) == first  # spawned processes

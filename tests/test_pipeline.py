@@ -1,10 +1,11 @@
 import pytest
 import spacy
+import srsly
 from spacy.tokens import DocBin
 
-from spacy_codeie import CodeIEError, diagnostics
+from spacy_codeie import CodeIEError, PromptTooLongError, diagnostics
 
-from conftest import PAPER_SCHEMA, sentence_of
+from conftest import PAPER_SCHEMA, ScriptedModel, sentence_of
 
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought in 1843."
 ANSWER = ('\n\tPerson("Ada Lovelace"),\n\tOrg("Babbage Labs"),\n\tOrg("Acme Corp"),\n'
@@ -213,8 +214,11 @@ def test_bad_settings_fail_at_add_pipe(scripted, settings, message):
 
 def test_missing_schema_says_how_to_add_one(scripted):
     cfg, _ = scripted()
-    with pytest.raises(CodeIEError, match="needs a schema"):
-        spacy.blank("en").add_pipe("codeie", config={"model": cfg})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"model": cfg})  # the schema may still come through initialize
+    for run in (lambda: nlp("Ada."), nlp.initialize):
+        with pytest.raises(CodeIEError, match=r"has no schema.*initialize.components.codeie.schema"):
+            run()
 
 
 def test_unknown_model_registry_name():
@@ -239,3 +243,136 @@ def test_evaluate_scores_the_component(scripted):
     gold.ents = [gold.char_span(0, 12, "PERSON"), gold.char_span(24, 36, "ORG")]
     scores = nlp.evaluate([Example(nlp.make_doc(TEXT), gold)])
     assert scores["ents_r"] == 1.0 and scores["ents_p"] == pytest.approx(2 / 3)
+
+
+# ---- settings and data across save and load ----------------------------------------------------------
+OTHER_SCHEMA = {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PERSON": "a human being", "CITY": "a city"},
+                "relations": {"LIVES_IN": {"head": "PERSON", "tail": "CITY"}}}
+
+
+def test_settings_given_at_load_win_over_the_saved_ones(scripted, tmp_path):
+    text = "Ada lives in Paris."
+    cfg, _ = scripted({text: 'Person("Ada"), City("Paris"), LivesIn(Person("Ada"), City("Paris"))]'})
+    make_nlp(cfg).to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline", config={"components": {"codeie": {
+        "relations_extension": "rels", "spans_key": "mine", "window_size": 20, "schema": OTHER_SCHEMA}}})
+    component = loaded.get_pipe("codeie")
+    assert component.cfg["window_size"] == 20 and component.labels == ("PERSON", "CITY", "LIVES_IN")
+    doc = loaded(text)
+    assert [(r.head.text, r.label, r.tail.text) for r in doc._.rels] == [("Ada", "LIVES_IN", "Paris")]
+    assert {(s.text, s.label_) for s in doc.spans["mine"]} == {("Ada", "PERSON"), ("Paris", "CITY")}
+
+
+def test_a_schema_given_to_initialize_is_saved_as_data(scripted, tmp_path):
+    cfg, _ = scripted({TEXT: ANSWER})
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"model": cfg})
+    srsly.write_json(tmp_path / "schema.json", {k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    nlp.config["initialize"]["components"]["codeie"] = {
+        "schema": {"@readers": "srsly.read_json.v1", "path": str(tmp_path / "schema.json")}}
+    nlp.initialize()
+    assert len(nlp(TEXT)._.relations) == 1
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("codeie").schema == nlp.get_pipe("codeie").schema
+    assert len(loaded(TEXT)._.relations) == 1
+    assert len(nlp.from_bytes(nlp.to_bytes())(TEXT)._.events) == 1
+
+
+def test_a_schema_in_config_and_in_initialize_is_refused(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    with pytest.raises(CodeIEError, match=r"\[initialize.components.codeie.schema\]"):
+        nlp.get_pipe("codeie").initialize(lambda: [], nlp=nlp, schema={"entities": {"CITY": "a city"}})
+
+
+# ---- results do not depend on how types are grouped -----------------------------------------------
+@pytest.mark.parametrize("max_types", [0, 1])
+def test_one_string_under_two_labels_is_kept_under_both_in_any_grouping(scripted, max_types):
+    schema = {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PER": "a person", "LOC": "a place"}}
+
+    def answer(prompt):
+        return ", ".join(f'{c}("Jordan")' for c in ("Per", "Loc") if f"class {c}(Entity)" in prompt) + "]"
+
+    cfg, _ = scripted(by_prompt=answer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": schema, "model": cfg, "max_types_per_prompt": max_types})
+    doc = nlp("Jordan went home.")
+    assert sorted((s.text, s.label_) for s in doc.spans["codeie"]) == [("Jordan", "LOC"), ("Jordan", "PER")]
+    assert [e.text for e in doc.ents] == ["Jordan"] and diagnostics(doc)["duplicates"] == 0
+
+
+# ---- two components on one doc -----------------------------------------------------------------------
+def test_a_second_component_adds_to_the_first_unless_overwrite(scripted):
+    text = "Ada lives in Paris and works for Acme."
+    first, _ = scripted({text: 'Person("Ada"), Org("Acme"), WorksFor(Person("Ada"), Org("Acme"))]'}, name="first")
+    second, _ = scripted({text: 'Person("Ada"), City("Paris"), LivesIn(Person("Ada"), City("Paris"))]'},
+                         name="second")
+    for overwrite, spans, relations in (
+        (False, {"Ada", "Acme", "Paris"}, {"WORKS_FOR", "LIVES_IN"}),
+        (True, {"Ada", "Paris"}, {"LIVES_IN"}),
+    ):
+        nlp = spacy.blank("en")
+        nlp.add_pipe("codeie", name="work", config={"schema": PAPER_SCHEMA, "model": first})
+        nlp.add_pipe("codeie", name="home", config={"schema": OTHER_SCHEMA, "model": second, "overwrite": overwrite})
+        doc = nlp(text)
+        assert {s.text for s in doc.spans["codeie"]} == spans
+        assert {r.label for r in doc._.relations} == relations
+        assert diagnostics(doc)["prompts"] == (1 if overwrite else 2)
+
+
+# ---- windows sized by the model's tokens -------------------------------------------------------------
+class CountingModel(ScriptedModel):
+    """A scripted model with a context: one token per UTF-8 byte, and too long a prompt is an error."""
+
+    def __init__(self, max_prompt_tokens, **kwargs):
+        super().__init__(**kwargs)
+        self.max_prompt_tokens = max_prompt_tokens
+
+    def count_tokens(self, prompts):
+        return [len(p.encode("utf8")) for p in prompts]
+
+    def __call__(self, prompts):
+        batch = [list(p) for p in prompts]
+        if any(n > self.max_prompt_tokens for doc in batch for n in self.count_tokens(doc)):
+            raise PromptTooLongError("too long")
+        return super().__call__(batch)
+
+
+def test_windows_are_cut_to_the_models_context_and_a_long_doc_fails_alone(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    component = nlp.get_pipe("codeie")
+    overhead = len(component.prompt.render_prompt(component.groups[0], "").encode("utf8"))
+    model = CountingModel(overhead + 400, by_prompt=lambda p: 'Person("Ada")]' if "Ada" in p else "]")
+    component.model = model
+    texts = ["Ada wrote.", "😀" * 999, "Ada left.", "Ada said " + "x" * 500 + " twice."]
+    docs = list(nlp.pipe(texts))
+    assert [d.text for d in docs] == texts
+    assert [[e.text for e in d.ents] for d in docs] == [["Ada"], [], ["Ada"], ["Ada"]]
+    sent = [p for call in model.calls for doc in call for p in doc]
+    assert all(n <= model.max_prompt_tokens for n in model.count_tokens(sent))
+    emoji = diagnostics(docs[1])
+    assert emoji["windows"] >= 999 * 4 // 400 and emoji["skipped_windows"] == 0
+    assert "".join(sentence_of(p) for p in model.calls[0][1]) == "😀" * 999  # nothing lost
+    assert diagnostics(docs[3])["skipped_windows"] == 1  # one token longer than the context on its own
+
+
+def test_a_model_that_refuses_a_long_prompt_costs_only_that_prompt(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    component = nlp.get_pipe("codeie")
+    overhead = len(component.prompt.render_prompt(component.groups[0], "").encode("utf8"))
+    refusing = CountingModel(overhead + 400, by_prompt=lambda p: 'Person("Ada")]' if "Ada" in p else "]")
+    component.model = lambda prompts: refusing(prompts)  # it cannot count tokens, only refuse
+    docs = list(nlp.pipe(["Ada wrote.", "😀" * 999, "Ada left."]))
+    assert [[e.text for e in d.ents] for d in docs] == [["Ada"], [], ["Ada"]]
+    assert diagnostics(docs[1])["skipped_prompts"] == 1 and diagnostics(docs[0])["skipped_prompts"] == 0
+
+
+def test_a_schema_part_longer_than_the_context_says_what_to_lower(scripted):
+    cfg, _ = scripted()
+    nlp = make_nlp(cfg)
+    nlp.get_pipe("codeie").model = CountingModel(100)
+    with pytest.raises(PromptTooLongError, match="before any text.*max_types_per_prompt"):
+        nlp("Ada wrote.")

@@ -6,10 +6,37 @@ all prompts of all docs it is given in one call, so that it can batch (or send c
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, runtime_checkable
+from pathlib import Path
+from typing import Any, Callable, Iterable, List, Optional, Protocol, Sequence, Union, runtime_checkable
 
 from ..parsing import ListScanner
 from ..prompting.knowcoder import COMPLETION_PREFIX
+
+
+@runtime_checkable
+class CountsTokens(Protocol):
+    """A backend that measures prompts in its own tokens, so that the codeie component can cut windows to fit
+    its context instead of having a whole batch refused for one long window."""
+
+    @property
+    def max_prompt_tokens(self) -> Optional[int]:
+        """The longest prompt it takes, in tokens (None: no limit)."""
+
+    def count_tokens(self, prompts: Sequence[str]) -> List[int]:
+        """How many tokens each prompt is, as the backend will send it (chat template and all)."""
+
+
+@runtime_checkable
+class CarriesAdapter(Protocol):
+    """A backend with LoRA weights of its own, which the codeie component saves with the pipeline (to_disk and
+    to_bytes) and puts back at load, so that the answers do not change on the way."""
+
+    @property
+    def has_adapter(self) -> bool: ...
+
+    def save_adapter(self, path: Union[str, Path]) -> None: ...
+
+    def load_adapter(self, path: Union[str, Path]) -> None: ...
 
 
 def answer_per_doc(generate: Callable[[Sequence[str]], List[str]],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -204,6 +204,9 @@ class HuggingFaceModel:
         self._prefix_ids = PrefixCache(self._tokenize, max_entries=4 * prefix_cache_size)  # shared text -> ids
         self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
         self._token_table: Optional[TokenTable] = None
+        # One generation at a time: the prefix cache, the row limit, the stats and the tokenizer (a Rust object
+        # that refuses to be borrowed twice) are shared, so nlp.pipe from several threads takes turns here.
+        self._lock = threading.RLock()
         # Counters for benchmarks and logs: batches, prompt and generated tokens, prompt tokens read from cache.
         self.stats: Counter = Counter()
         offline = local or os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
@@ -219,8 +222,14 @@ class HuggingFaceModel:
                 "hub id that is cached or reachable (offline, download it first and pass its folder)."
             ) from None
         self.adapter = None
+        self._style_block: Optional[Dict[str, Any]] = None
+        self._missing_adapter: Optional[str] = None
         self.model = model.to(self.device).eval()
-        if adapter:
+        if adapter and not Path(str(adapter)).expanduser().exists():
+            # Not an error yet: a saved pipeline carries its own copy (codeie/adapter/), which spacy.load puts
+            # on after building this model from the config. Without one, the first generation fails.
+            self._missing_adapter = str(adapter)
+        elif adapter:
             self.load_adapter(adapter)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -232,6 +241,15 @@ class HuggingFaceModel:
         self.chat_template = chat_template
         self.context_length = _context_length(self.model.config)
 
+    def __getstate__(self) -> Dict[str, Any]:  # a lock cannot be pickled (spawned processes, Ray)
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: Dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
     # ---- LoRA adapters -----------------------------------------------------------------------
     @property
     def has_adapter(self) -> bool:
@@ -239,24 +257,41 @@ class HuggingFaceModel:
 
     def load_adapter(self, path: Union[str, Path]) -> None:
         """Put a peft LoRA adapter on the base model, replacing one loaded before."""
-        base = self.model.unload() if self.has_adapter else self.model
-        self.model = _with_adapter(base, str(path)).to(self.device).eval()
-        self.adapter = str(path)
-        self.clear_prefix_cache()  # cached keys and values came from the old weights
+        with self._lock:
+            base = self.model.unload() if self.has_adapter else self.model
+            self.model = _with_adapter(base, str(path)).to(self.device).eval()
+            self.adapter = str(path)
+            # kept in memory: the folder may be temporary (from_bytes), and the style travels with the weights
+            self._style_block = read_prompt_style_block(path)
+            self._missing_adapter = None
+            self.clear_prefix_cache()  # cached keys and values came from the old weights
+
+    def _check_adapter(self) -> None:
+        if self._missing_adapter is not None:
+            raise ModelLoadError(
+                f"The adapter folder {self._missing_adapter!r} does not exist. Give the folder a peft LoRA run saved "
+                "in the model setting 'adapter', or leave it out; a pipeline saved with nlp.to_disk carries its "
+                "adapter and needs no folder."
+            )
 
     def save_adapter(self, path: Union[str, Path]) -> None:
-        """Write the loaded adapter (peft format), e.g. into a saved pipeline so that it travels with it."""
+        """Write the loaded adapter (peft format) and the prompt style it declares, e.g. into a saved pipeline
+        so that both travel with it."""
         if not self.has_adapter:
             raise ModelLoadError("This model has no adapter to save.")
         self.model.save_pretrained(str(path))
-        declared = Path(self.adapter) / PROMPT_STYLE_FILE
-        if declared.is_file() and declared.resolve() != (Path(path) / PROMPT_STYLE_FILE).resolve():
-            shutil.copyfile(declared, Path(path) / PROMPT_STYLE_FILE)
+        if getattr(self, "_style_block", None):
+            write_prompt_style(path, self._style_block)
 
     @property
     def prompt_style(self):
         """The prompt style the loaded adapter was trained with (its `prompt_style.json`), or None."""
-        return read_prompt_style(self.adapter) if self.adapter else None
+        block = getattr(self, "_style_block", None) if self.has_adapter else None
+        if not block:
+            return None
+        from spacy.util import registry
+
+        return registry.resolve({"style": block})["style"]
 
     # ---- spacy-llm contract -----------------------------------------------------------------
     def __call__(self, prompts: Iterable[Iterable[str]]) -> List[List[str]]:
@@ -276,6 +311,23 @@ class HuggingFaceModel:
 
     def _tokenize(self, text: str) -> List[int]:
         return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
+
+    @property
+    def max_prompt_tokens(self) -> Optional[int]:
+        """The longest prompt that leaves the answer `max_new_tokens` of the context (or half of it, whichever is
+        less): the codeie component cuts windows to fit it."""
+        if not self.context_length:
+            return None
+        return self.context_length - min(self.max_new_tokens, self.context_length // 2)
+
+    def count_tokens(self, prompts: Sequence[str]) -> List[int]:
+        """The length of each prompt in tokens, as `generate` will send it."""
+        if not prompts:
+            return []
+        formatted = [self.format_prompt(p) for p in prompts]
+        with self._lock:
+            encoded = self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]
+        return [len(ids) for ids in encoded]
 
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
@@ -313,6 +365,11 @@ class HuggingFaceModel:
         """
         if not prompts:
             return []
+        with self._lock:
+            return self._generate(prompts)
+
+    def _generate(self, prompts: Sequence[str]) -> List[str]:
+        self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
         encoded = [self._tokenize(text) for text in formatted]
         self._check_fits(encoded)
@@ -412,7 +469,8 @@ class HuggingFaceModel:
 
     def clear_prefix_cache(self) -> None:
         """Forget the cached schema prefixes (they are rebuilt on demand)."""
-        self._prefix_cache.clear()
+        with self._lock:
+            self._prefix_cache.clear()
 
     @property
     def token_table(self) -> TokenTable:
@@ -423,20 +481,25 @@ class HuggingFaceModel:
 
     def sample(self, prompts: Sequence[str], n: int, *, temperature: float = 0.8, top_p: float = 0.95,
                seed: int = 0) -> List[List[str]]:
-        """`n` sampled completions per prompt (for preference data), in the prompts' order."""
+        """`n` sampled completions per prompt (for preference data), in the prompts' order.
+
+        `seed` seeds a copy of torch's random state, so the global one is left as it was."""
         import torch
 
         if n < 1 or temperature <= 0:
             raise ModelLoadError("Sampling needs n >= 1 and a positive temperature.")
-        torch.manual_seed(seed)
-        encoded = [self.encode(p) for p in prompts]
+        devices = [torch.device(self.device).index or 0] if self.device.startswith("cuda") else []
         out: List[List[str]] = []
-        rows = max(1, self.batch_size // n)
-        for i in range(0, len(prompts), rows):
-            flags = [completes_list(p) for p in prompts[i: i + rows]]
-            texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
-                                         temperature=temperature, top_p=top_p)
-            out.extend(texts[j: j + n] for j in range(0, len(texts), n))
+        with self._lock, torch.random.fork_rng(devices=devices):
+            self._check_adapter()
+            torch.manual_seed(seed)
+            encoded = [self.encode(p) for p in prompts]
+            rows = max(1, self.batch_size // n)
+            for i in range(0, len(prompts), rows):
+                flags = [completes_list(p) for p in prompts[i: i + rows]]
+                texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
+                                             temperature=temperature, top_p=top_p)
+                out.extend(texts[j: j + n] for j in range(0, len(texts), n))
         return out
 
 
@@ -471,15 +534,15 @@ def write_prompt_style(adapter_dir: Union[str, Path], block: Dict[str, Any]) -> 
     srsly.write_json(Path(adapter_dir) / PROMPT_STYLE_FILE, dict(block))
 
 
-def read_prompt_style(adapter_dir: Union[str, Path]):
-    """The prompt style an adapter folder declares, resolved from spaCy's registry; None if it declares none."""
+def read_prompt_style_block(adapter_dir: Union[str, Path]) -> Optional[Dict[str, Any]]:
+    """The `@misc` block of the prompt style an adapter folder declares, or None if it declares none."""
     import srsly
-    from spacy.util import registry
 
     path = Path(adapter_dir) / PROMPT_STYLE_FILE
     if not path.is_file():
         return None
     block = srsly.read_json(path)
-    if not isinstance(block, dict) or "@misc" not in block:
-        raise ModelLoadError(f"{path} must hold a registered prompt style, e.g. {{\"@misc\": \"spacy_codeie.CompactPrompt.v1\"}}.")
-    return registry.resolve({"style": block})["style"]
+    if not isinstance(block, dict) or not isinstance(block.get("@misc"), str):
+        raise ModelLoadError(f"{path} must hold a registered prompt style, e.g. "
+                             '{"@misc": "spacy_codeie.CompactPrompt.v1"}.')
+    return block
