@@ -149,6 +149,9 @@ def test_solved_examples_are_earlier_turns(schema):
 
 
 def test_registered():
+    from spacy_codeie.prompting.style import PromptStyle
+
+    assert isinstance(ADELIEPrompt(), PromptStyle)
     style = registry.misc.get("spacy_codeie.ADELIEPrompt.v1")(label_names=None, chat_format="none")
     assert isinstance(style, ADELIEPrompt) and style.tasks == "per_task"
     with pytest.raises(SchemaError):

@@ -160,5 +160,8 @@ def test_parser_reads_unknown_roles_and_wrapped_strings(event_schema):
 
 
 def test_registered():
+    from spacy_codeie.prompting.style import PromptStyle
+
+    assert isinstance(GoLLIEPrompt(), PromptStyle)
     assert isinstance(registry.misc.get("spacy_codeie.GoLLIEPrompt.v1")(), GoLLIEPrompt)
     assert GoLLIEPrompt.tasks == "per_task"

@@ -152,5 +152,8 @@ def test_one_task_per_prompt_and_name_collisions(schema):
 
 
 def test_registered():
+    from spacy_codeie.prompting.style import PromptStyle
+
+    assert isinstance(YAYIPrompt(), PromptStyle)
     style = registry.misc.get("spacy_codeie.YAYIPrompt.v1")(language="en", label_names={"PERSON": "human"})
     assert isinstance(style, YAYIPrompt) and style.tasks == "per_task"
