@@ -148,6 +148,16 @@ def test_solved_examples_are_earlier_turns(schema):
     assert "<|assistant|>\n[Answer]: Ada: person;</s>\n<|user|>\n" in prompt and prompt.endswith("<|assistant|>\n")
 
 
+def test_instruction_of_a_task_can_be_another_of_adelies(fewnerd_schema):
+    # instructions.json NER[1] at the same commit
+    other = 'Named Entity Recognition\n\n<options>\n\n<text>\n\nIf there are no entities in the text, please answer "NA".'
+    prompt = ADELIEPrompt(instructions={"ner": other}, chat_format="none").render_prompt(fewnerd_schema, "Ada.")
+    assert prompt.startswith("Named Entity Recognition\n\n[person_artist/author, ") and "\n\nText: 'Ada.'\n\n" in prompt
+    assert prompt.endswith('answer "NA".' + NER_FORM + "\n")
+    with pytest.raises(SchemaError, match="keyed by task"):
+        ADELIEPrompt(instructions={"relations": other})
+
+
 def test_registered():
     from spacy_codeie.prompting.style import PromptStyle
 

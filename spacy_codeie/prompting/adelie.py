@@ -43,6 +43,8 @@ NER_FORM = 'Please give the answer in the form "[Answer]: {entity}: {type}; ".'
 RE_FORM = 'Please give the answer in the tuple form "[Answer]: ({subject}; {relation}; {object})\n".'
 ED_FORM = 'Please give the answer in the form "[Answer]: {event}: {class}; ".'
 EAE_FORM = 'Please give the answer in the form "[Answer]: {word}: {role}; ".'
+DEFAULT_INSTRUCTIONS = {"ner": NER_INSTRUCTION, "re": RE_INSTRUCTION, "ed": ED_INSTRUCTION, "eae": EAE_INSTRUCTION}
+ANSWER_FORMS = {"ner": NER_FORM, "re": RE_FORM, "ed": ED_FORM, "eae": EAE_FORM}
 ANSWER = "[Answer]: "
 NO_ANSWER = "NA"
 EVENT_MARKERS = ("<event>", "</event>")
@@ -89,11 +91,18 @@ class ADELIEPrompt:
     tasks: ClassVar[Literal["joint", "per_task"]] = "per_task"
 
     def __init__(self, label_names: Optional[Dict[str, str]] = None,
-                 chat_format: Literal["tulu", "none"] = "tulu"):
+                 chat_format: Literal["tulu", "none"] = "tulu", instructions: Optional[Dict[str, str]] = None):
         if chat_format not in ("tulu", "none"):
             raise SchemaError(f"ADELIEPrompt chat_format must be 'tulu' or 'none', not {chat_format!r}.")
+        unknown = sorted(set(instructions or {}) - set(DEFAULT_INSTRUCTIONS))
+        if unknown:
+            raise SchemaError(f"ADELIEPrompt instructions are keyed by task ({', '.join(DEFAULT_INSTRUCTIONS)}); "
+                              f"{unknown} is not one. Use one of those keys.")
         self.label_names = dict(label_names or {})
         self.chat_format = chat_format
+        # Another of IEInstruct's instructions for a task (with its `<options>` and `<text>` slots) may suit a
+        # checkpoint or a schema better than the default; the answer form stays the task's.
+        self.instructions = {**DEFAULT_INSTRUCTIONS, **(instructions or {})}
 
     # ---- names and tasks --------------------------------------------------------------------------
     def names(self, schema: Schema, task: Task, event: Optional[EventType] = None) -> Dict[str, str]:
@@ -134,9 +143,7 @@ class ADELIEPrompt:
     def render_user(self, schema: Schema, text: str) -> str:
         task = self.task_of(schema)
         names = list(self.names(schema, task).values())
-        instruction, form = {"ner": (NER_INSTRUCTION, NER_FORM), "re": (RE_INSTRUCTION, RE_FORM),
-                             "ed": (ED_INSTRUCTION, ED_FORM)}[task]
-        return fill(instruction, form, text, names)
+        return fill(self.instructions[task], ANSWER_FORMS[task], text, names)
 
     def render_prompt(self, schema: Schema, text: str,
                       solved: Optional[Sequence[Tuple[str, Sequence[Instance]]]] = None) -> str:
@@ -177,7 +184,7 @@ class ADELIEPrompt:
         if marked is None:
             raise SchemaError(f"The trigger {event.trigger!r} is not in the text; detect events on this text first.")
         names = list(self.names(schema, "eae", etype).values())
-        return self._chat([(fill(EAE_INSTRUCTION, EAE_FORM, marked, names), None)])
+        return self._chat([(fill(self.instructions["eae"], EAE_FORM, marked, names), None)])
 
     def render_argument_completion(self, schema: Schema, event: EventInstance) -> str:
         etype = _event_type(schema, event.label)
@@ -317,6 +324,8 @@ def _single(allowed: Tuple[str, ...]) -> Optional[str]:
 
 @registry.misc("spacy_codeie.ADELIEPrompt.v1")
 def make_adelie_prompt(label_names: Optional[Dict[str, str]] = None,
-                       chat_format: Literal["tulu", "none"] = "tulu") -> ADELIEPrompt:
-    """ADELIE's closed-IE prompts for the THU-KEG/ADELIE checkpoints; `label_names` renames labels in options."""
-    return ADELIEPrompt(label_names=label_names, chat_format=chat_format)
+                       chat_format: Literal["tulu", "none"] = "tulu",
+                       instructions: Optional[Dict[str, str]] = None) -> ADELIEPrompt:
+    """ADELIE's closed-IE prompts for the THU-KEG/ADELIE checkpoints; `label_names` renames labels in options,
+    `instructions` replaces the instruction of a task ("ner", "re", "ed", "eae")."""
+    return ADELIEPrompt(label_names=label_names, chat_format=chat_format, instructions=instructions)
