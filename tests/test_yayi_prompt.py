@@ -104,6 +104,13 @@ def test_answers_in_either_quote_style_parse(schema):
     assert parsed.unknown_class == 1
 
 
+def test_full_width_punctuation_of_the_instruction_is_read(schema):
+    ner = YAYIPrompt().parser(schema.subset(list(schema.entities)))
+    parsed = ner.parse("{'person'：['张三，李四', '王五']，'org'：['甲公司']}")
+    assert parsed.instances == [EntityInstance("PERSON", "张三，李四"), EntityInstance("PERSON", "王五"),
+                                EntityInstance("ORG", "甲公司")]
+
+
 def test_event_answers_are_role_dicts_without_trigger(schema):
     ev = schema.subset(list(schema.events))
     parsed = YAYIPrompt().parser(ev).parse("{'buyer': 'Acme', 'seller': ['Bolt', 'Volt'], 'weapon': 'x'}")

@@ -190,6 +190,26 @@ def _name(names: Dict[Any, str], key: Any) -> str:
         raise KeyError(f"{key!r} is not in the schema") from None
 
 
+def ascii_punctuation(text: str) -> str:
+    """Full-width `：` and `，` outside quoted strings made ASCII: YAYI's own Chinese instructions write
+    `{人物/机构/地点：[实体]}`, so an answer may copy the full-width colon; quoted mentions are left as they are."""
+    out, quote, escaped = [], None, False
+    for ch in text:
+        if quote:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "：，":
+            ch = ":" if ch == "：" else ","
+        out.append(ch)
+    return "".join(out)
+
+
 def answer_literal(completion: str) -> Tuple[Optional[Any], bool]:
     """The JSON/Python literal in an answer (inside a code fence, after `json`, or alone), and whether its
     brackets were left open (a cut-off answer). Nothing is evaluated."""
@@ -197,6 +217,8 @@ def answer_literal(completion: str) -> Tuple[Optional[Any], bool]:
     fenced = _FENCE.search(text)
     if fenced:
         text = fenced.group(1).strip()
+    if "：" in text or "，" in text:
+        text = ascii_punctuation(text)
     value = read_literal(text)
     if value is not None:
         return value, False
