@@ -1,6 +1,10 @@
 """Prompt styles: schema -> prompt text, and gold instances -> completions, one object per format."""
+from .adelie import ADELIEPrompt, make_adelie_prompt
 from .compact import CompactPrompt, make_compact_prompt
+from .gollie import GoLLIEPrompt, make_gollie_prompt
 from .knowcoder import COMPLETION_PREFIX, KNOWCODER_SYSTEM_PROMPT, KnowCoderPrompt, make_knowcoder_prompt, python_string_literal
+from .yayi import YAYIPrompt, make_yayi_prompt
 
-__all__ = ["COMPLETION_PREFIX", "CompactPrompt", "KNOWCODER_SYSTEM_PROMPT", "KnowCoderPrompt", "make_compact_prompt",
-           "make_knowcoder_prompt", "python_string_literal"]
+__all__ = ["ADELIEPrompt", "COMPLETION_PREFIX", "CompactPrompt", "GoLLIEPrompt", "KNOWCODER_SYSTEM_PROMPT",
+           "KnowCoderPrompt", "YAYIPrompt", "make_adelie_prompt", "make_compact_prompt", "make_gollie_prompt",
+           "make_knowcoder_prompt", "make_yayi_prompt", "python_string_literal"]
