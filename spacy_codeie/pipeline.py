@@ -186,7 +186,8 @@ class CodeIE(Pipe):
     def _group_types(self, schema: Schema) -> List[List[object]]:
         """Types per prompt: per task if asked, at most max_types_per_prompt types each."""
         limit = self.cfg["max_types_per_prompt"]
-        if self.cfg["task_split"] == "per_task":
+        # a style whose models were trained on one task per prompt (YAYI-UIE, ADELIE, GoLLIE) asks for it
+        if self.cfg["task_split"] == "per_task" or getattr(self.prompt, "tasks", "joint") == "per_task":
             units = [list(schema.entities), list(schema.relations), list(schema.events)]
         else:
             units = [list(schema.types)]

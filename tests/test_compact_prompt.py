@@ -100,6 +100,23 @@ def test_the_shipped_styles_are_prompt_styles():
     from spacy_codeie.prompting.style import AnswerParser, PromptStyle
 
     schema = schema_from_dict(entities={"PER": "person"})
-    for style in (KnowCoderPrompt(), CompactPrompt()):
+    names = ["KnowCoderPrompt", "CompactPrompt", "YAYIPrompt", "ADELIEPrompt", "GoLLIEPrompt"]
+    for name in names:
+        style = registry.misc.get(f"spacy_codeie.{name}.v1")()
         assert isinstance(style, PromptStyle)
         assert isinstance(style.parser(schema), AnswerParser)
+
+
+def test_a_style_trained_on_one_task_per_prompt_gets_one_task_per_prompt(scripted):
+    import spacy
+
+    model, _ = scripted()
+    nlp = spacy.blank("en")
+    schema = {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": {"PER": "person", "ORG": "org"},
+              "relations": {"WORKS_FOR": {"head": "PER", "tail": "ORG"}}}
+    joint = nlp.add_pipe("codeie", name="joint", config={"schema": schema, "model": model})
+    split = nlp.add_pipe("codeie", name="split", config={"schema": schema, "model": model,
+                                                         "prompt": {"@misc": "spacy_codeie.YAYIPrompt.v1"},
+                                                         "spans_key": "yayi"})
+    assert len(joint.groups) == 1
+    assert [len(g.relations) for g in split.groups] == [0, 1]
