@@ -35,7 +35,7 @@ def find_chromium() -> Optional[str]:
 def _command(binary: str, width: int, height: int, extra: Sequence[str], profile: str) -> List[str]:
     cmd = [binary, "--headless", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--mute-audio",
            "--force-device-scale-factor=1", f"--window-size={width},{height}", f"--user-data-dir={profile}",
-           "--virtual-time-budget=5000", "--run-all-compositor-stages-before-draw"]
+           "--virtual-time-budget=15000", "--run-all-compositor-stages-before-draw"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--no-sandbox")  # Chromium refuses to start as root with its sandbox
     return cmd + list(extra)
