@@ -63,9 +63,17 @@ function __layout() {  // where every label and mark is now
   return JSON.stringify(Array.prototype.map.call(document.querySelectorAll(".codeie-label, mark"), function (el) {
     var r = el.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }));
 }
+function __pending() {  // docs on the screen that the page has not drawn yet
+  return Array.prototype.filter.call(document.querySelectorAll(".codeie-doc"), function (d) {
+    var r = d.getBoundingClientRect();
+    return r.top < innerHeight && !d.hasAttribute("data-codeie-drawn") && !d.hasAttribute("data-codeie-error");
+  }).length;
+}
 function __whenSettled(then, tries) {  // the page redraws on resize and font loads: wait until nothing moves
   var before = __layout();
-  setTimeout(function () { if (__layout() === before || tries > 20) then(); else __whenSettled(then, tries + 1); }, 300);
+  setTimeout(function () {
+    if ((__layout() === before && !__pending()) || tries > 30) then(); else __whenSettled(then, tries + 1);
+  }, 300);
 }
 addEventListener("load", function () { __whenSettled(function () {
   var out = { errors: __errors, docs: document.querySelectorAll(".codeie-doc").length,

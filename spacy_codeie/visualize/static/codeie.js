@@ -199,7 +199,10 @@
     var docs = document.querySelectorAll(".codeie-doc:not([data-codeie-seen])");
     for (var i = 0; i < docs.length; i++) {
       docs[i].setAttribute("data-codeie-seen", "1");
-      if (observer) observer.observe(docs[i]); else draw(docs[i]);
+      // docs on (or near) the screen now are drawn at once; the others when they scroll near it
+      var r = docs[i].getBoundingClientRect();
+      if (!observer || (r.bottom > -800 && r.top < innerHeight + 800)) draw(docs[i]);
+      if (observer) observer.observe(docs[i]);
     }
     bindControls();
   }
