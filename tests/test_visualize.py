@@ -303,7 +303,6 @@ def test_cli_show_with_gold_marks_errors(tmp_path):
 
 
 def test_cli_evaluate_writes_the_report_of_its_predictions(scripted, tmp_path, capsys):
-    gold, _ = _pair()
     gold = {"id": "d1", "lang": "en", "text": TEXT, "entities": [
         {"start": 0, "end": 12, "label": "PERSON"}, {"start": 24, "end": 36, "label": "ORG"}],
         "relations": [{"head": 0, "tail": 1, "label": "WORKS_FOR"}]}
