@@ -7,6 +7,7 @@ from .pipeline import CodeIE, make_codeie
 from .prompting import KnowCoderPrompt
 from .schema import Entity, Event, Relation, Schema, schema_from_dict, schema_from_file, schema_from_json
 from .scoring import score_codeie
+from .visualize import render, serve
 from . import gold, readers  # noqa: F401  (registers the corpus reader and the table model)
 
 __all__ = [
@@ -26,8 +27,10 @@ __all__ = [
     "__version__",
     "diagnostics",
     "make_codeie",
+    "render",
     "schema_from_dict",
     "schema_from_file",
     "schema_from_json",
     "score_codeie",
+    "serve",
 ]

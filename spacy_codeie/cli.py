@@ -1,4 +1,4 @@
-"""`python -m spacy_codeie ...`: extract, evaluate, round-trip check and convert; thin over the library."""
+"""`python -m spacy_codeie ...`: extract, evaluate, show, round-trip check and convert; thin over the library."""
 from __future__ import annotations
 
 import argparse
@@ -12,17 +12,7 @@ import srsly
 from spacy.language import Language
 
 from .errors import CodeIEError
-
-SCORE_ROWS = [
-    ("Entities (all mentions)", "codeie_ents"),
-    ("Entities (doc.ents)", "ents"),
-    ("Relations, strict", "codeie_rel_strict"),
-    ("Relations, boundary", "codeie_rel_boundary"),
-    ("Triggers, identification", "codeie_trigger_id"),
-    ("Triggers, classification", "codeie_trigger_cls"),
-    ("Arguments, identification", "codeie_arg_id"),
-    ("Arguments, classification", "codeie_arg_cls"),
-]
+from .scoring import SCORE_ROWS, evaluate_keeping_predictions
 
 
 def build_nlp(
@@ -64,9 +54,9 @@ def build_nlp(
 
 
 def _blank(lang: str) -> Language:
-    if lang == "ko":  # spaCy's default Korean tokenizer needs mecab-ko; the rule-based one needs nothing
-        return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
-    return spacy.blank(lang)
+    from .readers import blank_pipeline
+
+    return blank_pipeline(lang)
 
 
 def _texts(path: Path, limit: int) -> Iterator[Dict[str, Any]]:
@@ -160,11 +150,53 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     examples = examples_from_jsonl(args.test, nlp, limit=args.limit, spans_key=cfg["spans_key"],
                                    relations_extension=cfg["relations_extension"],
                                    events_extension=cfg["events_extension"])
-    scores = nlp.evaluate(examples, batch_size=args.doc_batch_size)
+    scores = evaluate_keeping_predictions(nlp, examples, batch_size=args.doc_batch_size)
     print(score_table(scores))
     if args.output:
         srsly.write_json(args.output, {"test": str(args.test), "n_docs": len(examples), "scores": scores})
         print(f"Scores written to {args.output}", file=sys.stderr)
+    if args.html:
+        from .visualize import compare_examples, report_page
+
+        cases = compare_examples(examples, spans_key=cfg["spans_key"], relations_extension=cfg["relations_extension"],
+                                 events_extension=cfg["events_extension"])
+        _write_page(args.html, report_page(cases, scores, title=f"Evaluation on {Path(args.test).name}",
+                                           options=_view_options(args)))
+    return 0
+
+
+def _view_options(args: argparse.Namespace) -> Dict[str, Any]:
+    options: Dict[str, Any] = {}
+    if getattr(args, "colors", None):
+        try:
+            options["colors"] = json.loads(args.colors)
+        except json.JSONDecodeError as err:
+            raise CodeIEError(f"--colors must be a JSON object of label -> CSS colour, e.g. "
+                              f"'{{\"ORG\": \"#7aecec\"}}' ({err}).") from None
+    return options
+
+
+def _write_page(path: str, markup: str) -> None:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markup, encoding="utf8")
+    print(f"Wrote {out} (open it in a browser; it needs no network)", file=sys.stderr)
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .readers import read_jsonl
+    from .visualize import records_report, render
+
+    records = list(read_jsonl(args.input, args.limit))
+    options = _view_options(args)
+    if args.gold:
+        gold = list(read_jsonl(args.gold, args.limit))
+        markup = records_report(gold, records, title=args.title or f"{Path(args.input).name} vs "
+                                f"{Path(args.gold).name}", options=options)
+    else:
+        options["title"] = args.title or Path(args.input).name
+        markup = render(records, page=True, jupyter=False, options=options)
+    _write_page(args.output, markup)
     return 0
 
 
@@ -235,8 +267,20 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="score a pipeline on a JSONL test file")
     p.add_argument("test")
     p.add_argument("--output", help="write the scores as JSON here")
+    p.add_argument("--html", help="write a page here: scores, per-label plots, gold and predicted side by side "
+                                  "per doc with the errors marked, worst docs first")
+    p.add_argument("--colors", help="label colours for --html, as JSON: '{\"ORG\": \"#7aecec\"}'")
     _common(p)
     p.set_defaults(func=cmd_evaluate)
+    p = sub.add_parser("show", help="JSONL records (extract's output, or gold data) -> one self-contained HTML "
+                                    "page with entities, relation arcs and event frames")
+    p.add_argument("input", help="a JSONL file in the shared format")
+    p.add_argument("output", help="the HTML page to write")
+    p.add_argument("--gold", help="gold records of the same texts: show both side by side with the errors marked")
+    p.add_argument("--title", help="the page's title (default: the file name)")
+    p.add_argument("--colors", help="label colours as JSON: '{\"ORG\": \"#7aecec\"}'")
+    p.add_argument("--limit", type=int, default=0, help="read at most this many records (0: all)")
+    p.set_defaults(func=cmd_show)
     p = sub.add_parser("roundtrip", help="check gold -> completion -> parse -> align reproduces the gold spans")
     p.add_argument("test")
     p.add_argument("--schema", required=True)

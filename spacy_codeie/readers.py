@@ -29,6 +29,15 @@ from .errors import CodeIEError
 RECORD_ID_KEY = "codeie_id"
 
 
+def blank_pipeline(lang: str) -> Language:
+    """A blank pipeline for a language code; Korean gets the rule-based tokenizer (the default needs mecab-ko)."""
+    import spacy
+
+    if lang == "ko":
+        return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
+    return spacy.blank(lang)
+
+
 def read_jsonl(path: Union[str, Path], limit: int = 0) -> Iterator[Dict[str, Any]]:
     path = Path(path)
     if not path.is_file():

@@ -9,13 +9,33 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Callable, Dict, Iterable, Set, Tuple
+from timeit import default_timer as timer
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc
 from spacy.training import Example
 from spacy.util import registry
 
 from .annotations import DIAGNOSTICS_KEY, event_records, relation_records
+
+# The overall scores, as (title, key prefix): what `evaluate` prints and the HTML report shows.
+SCORE_ROWS = [
+    ("Entities (all mentions)", "codeie_ents"),
+    ("Entities (doc.ents)", "ents"),
+    ("Relations, strict", "codeie_rel_strict"),
+    ("Relations, boundary", "codeie_rel_boundary"),
+    ("Triggers, identification", "codeie_trigger_id"),
+    ("Triggers, classification", "codeie_trigger_cls"),
+    ("Arguments, identification", "codeie_arg_id"),
+    ("Arguments, classification", "codeie_arg_cls"),
+]
+# Scores with a per-label breakdown, as (title, key prefix, what their labels are).
+PER_LABEL_ROWS = [
+    ("Entities", "codeie_ents", "entity"),
+    ("Relations (strict)", "codeie_rel_strict", "relation"),
+    ("Event triggers", "codeie_trigger_cls", "trigger"),
+    ("Event arguments", "codeie_arg_cls", "role"),
+]
 
 
 class PRF:
@@ -155,3 +175,21 @@ def score_codeie(
 def make_codeie_scorer() -> Callable[..., Dict[str, Any]]:
     """The codeie scorer, for the component's `scorer` setting and for `nlp.evaluate`."""
     return score_codeie
+
+
+def evaluate_keeping_predictions(nlp: Any, examples: Sequence[Example], batch_size: Optional[int] = None) -> Dict[str, Any]:
+    """The scores of `nlp.evaluate`, with each Example's `predicted` doc replaced by the pipeline's output.
+
+    `nlp.evaluate` scores copies and drops them; reports that show what was predicted need the docs.
+    """
+    from spacy.scorer import Scorer
+
+    start = timer()
+    docs = nlp.pipe((eg.predicted for eg in examples), batch_size=batch_size or nlp.batch_size)
+    for eg, doc in zip(examples, docs):
+        eg.predicted = doc
+    elapsed = timer() - start
+    scores = Scorer(nlp=nlp).score(list(examples))
+    n_words = sum(len(eg.predicted) for eg in examples)
+    scores["speed"] = n_words / elapsed if elapsed else 0.0
+    return scores
