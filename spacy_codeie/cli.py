@@ -5,58 +5,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Optional, Sequence
+from typing import Any, Dict, Iterator, Optional, Sequence
 
-import spacy
 import srsly
-from spacy.language import Language
 
 from .errors import CodeIEError
+from .extraction import build_nlp, codeie_component_name, extract_records, roundtrip_scores
+from .readers import blank_pipeline
 from .scoring import SCORE_ROWS, evaluate_keeping_predictions
-
-
-def build_nlp(
-    *,
-    pipeline: Optional[str] = None,
-    schema: Optional[str] = None,
-    model: Optional[str] = None,
-    adapter: Optional[str] = None,
-    lang: str = "en",
-    batch_size: int = 8,
-    max_new_tokens: int = 256,
-    progress: bool = False,
-    overrides: Optional[Dict[str, Any]] = None,
-) -> Language:
-    """A pipeline from a saved folder or config file, or a blank one with a codeie component for a schema."""
-    if pipeline:
-        path = Path(pipeline)
-        if path.suffix == ".cfg":
-            config = spacy.util.load_config(path, overrides=overrides or {}, interpolate=False)
-            return spacy.util.load_model_from_config(config, auto_fill=True)
-        return spacy.load(path, config=overrides or {})
-    if not schema:
-        raise CodeIEError("Give --pipeline (a saved pipeline folder or .cfg file) or --schema (a .py or .json file).")
-    if model:
-        model_cfg: Dict[str, Any] = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": model,
-                                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
-        if adapter:
-            model_cfg["adapter"] = adapter
-    else:
-        # The embedded default (base + shipped adapter), or the same base with the adapter given.
-        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1" if adapter else "spacy_codeie.DefaultModel.v2",
-                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
-        if adapter:
-            model_cfg["adapter"] = adapter
-    nlp = _blank(lang)
-    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
-                                   "model": model_cfg})
-    return nlp
-
-
-def _blank(lang: str) -> Language:
-    from .readers import blank_pipeline
-
-    return blank_pipeline(lang)
 
 
 def _texts(path: Path, limit: int) -> Iterator[Dict[str, Any]]:
@@ -79,41 +35,12 @@ def _texts(path: Path, limit: int) -> Iterator[Dict[str, Any]]:
                     return
 
 
-def _codeie_name(nlp: Language) -> str:
-    for name, pipe in nlp.pipeline:
-        if getattr(pipe, "schema", None) is not None and hasattr(pipe, "group_targets"):
-            return name
-    raise CodeIEError("The pipeline has no codeie component.")
-
-
-def extract_records(
-    nlp: Language, records: Iterable[Dict[str, Any]], *, batch_size: int = 64
-) -> Iterator[Dict[str, Any]]:
-    """One output record per input record ({"text", optional "id"}), in order: what `extract` writes per line.
-
-    {"id" (when the input has one), "lang", "text", "entities", "relations", "events", "diagnostics"}; the
-    annotations are in the shared JSONL format (see `readers.doc_to_record`). `annotate-ray` writes the same.
-    """
-    from .annotations import diagnostics
-    from .readers import RECORD_ID_KEY, doc_to_record
-
-    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
-    stream = ((r["text"], r) for r in records)
-    for doc, record in nlp.pipe(stream, as_tuples=True, batch_size=batch_size):
-        if record.get("id") is not None:
-            doc.user_data[RECORD_ID_KEY] = record["id"]
-        result = doc_to_record(doc, spans_key=cfg["spans_key"], relations_extension=cfg["relations_extension"],
-                               events_extension=cfg["events_extension"])
-        result["diagnostics"] = diagnostics(doc)
-        yield result
-
-
 def cmd_extract(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
                     lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
-    _codeie_name(nlp)  # fail before reading the input if there is no codeie component
+    codeie_component_name(nlp)  # fail before reading the input if there is no codeie component
     records = list(_texts(Path(args.input), args.limit))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +73,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
                     lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     progress=not args.quiet)
-    cfg = nlp.get_pipe(_codeie_name(nlp)).cfg
+    cfg = nlp.get_pipe(codeie_component_name(nlp)).cfg
     examples = examples_from_jsonl(args.test, nlp, limit=args.limit, spans_key=cfg["spans_key"],
                                    relations_extension=cfg["relations_extension"],
                                    events_extension=cfg["events_extension"])
@@ -200,20 +127,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def roundtrip_scores(path: str, schema_path: str, lang: str, limit: int = 0, **settings: Any) -> Dict[str, Any]:
-    """Gold docs -> rendered completions -> the component's parse and alignment -> scores against gold."""
-    from .gold import gold_completions
-    from .readers import examples_from_jsonl
-
-    nlp = _blank(lang)
-    config = {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema_path},
-              "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}, **settings}
-    component = nlp.add_pipe("codeie", config=config)
-    examples = examples_from_jsonl(path, nlp, limit=limit, spans_key=component.cfg["spans_key"])
-    component.model.table.update(gold_completions(component, [eg.reference for eg in examples]))
-    return nlp.evaluate(examples)
-
-
 def cmd_roundtrip(args: argparse.Namespace) -> int:
     scores = roundtrip_scores(args.test, args.schema, args.lang, args.limit)
     print(score_table(scores))
@@ -223,7 +136,7 @@ def cmd_roundtrip(args: argparse.Namespace) -> int:
 def cmd_convert(args: argparse.Namespace) -> int:
     from .readers import jsonl_to_docbin
 
-    docbin = jsonl_to_docbin(args.input, _blank(args.lang), limit=args.limit)
+    docbin = jsonl_to_docbin(args.input, blank_pipeline(args.lang), limit=args.limit)
     docbin.to_disk(args.output)
     print(f"Wrote {len(docbin)} docs to {args.output}", file=sys.stderr)
     return 0

@@ -2,7 +2,7 @@
 
 `annotate_corpus` reads JSONL or Parquet with Ray Data, sends batches of texts to a fixed pool of actors that
 each load the spaCy pipeline once, and writes one record per input record, in input order, in the format of
-`python -m spacy_codeie extract` (see `cli.extract_records`). Ray is imported only when this runs:
+`python -m spacy_codeie extract` (see `extraction.extract_records`). Ray is imported only when this runs:
 `pip install "spacy-codeie[ray]"`.
 """
 from __future__ import annotations
@@ -74,10 +74,10 @@ def load_pipeline(pipeline: str):
 
     import spacy_codeie  # noqa: F401  (registers the factory and models in this process)
 
-    from .cli import _codeie_name, build_nlp
+    from .extraction import build_nlp, codeie_component_name
 
     nlp = build_nlp(pipeline=pipeline) if pipeline.endswith(".cfg") else spacy.load(pipeline)
-    _codeie_name(nlp)
+    codeie_component_name(nlp)
     return nlp
 
 
@@ -122,7 +122,7 @@ class CodeIEAnnotator:
     def __call__(self, batch):
         import pyarrow as pa
 
-        from .cli import extract_records
+        from .extraction import extract_records
 
         texts = batch.column(self.text_field).to_pylist()
         has_id = self.id_field in batch.column_names

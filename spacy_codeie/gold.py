@@ -93,3 +93,14 @@ class CompletionTable:
 def completion_table(table: Optional[Dict[str, str]] = None) -> CompletionTable:
     """A model answering from a prompt -> completion table: for round-trip checks and replaying outputs."""
     return CompletionTable(dict(table or {}))
+
+
+def present_labels(doc: Doc, window: Span, spans_key: str = "codeie") -> frozenset:
+    """The labels of the gold entities, relations and events inside `window` (what augmentation calls positive)."""
+    def inside(start: int, end: int) -> bool:
+        return window.start_char <= start and end <= window.end_char
+
+    labels = {s.label_ for s in doc.spans.get(spans_key, ()) if inside(s.start_char, s.end_char)}
+    labels.update(r["label"] for r in relation_records(doc) if inside(*r["head"][:2]) and inside(*r["tail"][:2]))
+    labels.update(r["label"] for r in event_records(doc) if inside(*r["trigger"]))
+    return frozenset(labels)

@@ -28,6 +28,7 @@ from .annotations import (
 from .errors import CodeIEError, PromptTooLongError
 from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
+from .prompting.style import AnswerParser
 from .schema.loaders import schema_from_mapping
 from .schema.types import Schema
 from .windows import split_window, split_windows
@@ -167,7 +168,7 @@ class CodeIE(Pipe):
         self.schema: Optional[Schema] = None
         self.groups: List[Schema] = []
         self.group_targets: List[frozenset] = []
-        self._parsers: List[CodeParser] = []
+        self._parsers: List[AnswerParser] = []
         self._heads: Optional[Tuple[Tuple[int, ...], List[Tuple[int, int]]]] = None  # see _prompt_heads
         if schema is not None:
             self._set_schema(schema)

@@ -29,13 +29,21 @@ from .errors import CodeIEError
 RECORD_ID_KEY = "codeie_id"
 
 
-def blank_pipeline(lang: str) -> Language:
-    """A blank pipeline for a language code; Korean gets the rule-based tokenizer (the default needs mecab-ko)."""
+def blank_pipeline(lang: Optional[str], *, fallback_to_multilingual: bool = False) -> Language:
+    """The one way codeie makes a blank pipeline for a language, so training windows and inference windows are
+    cut by the same tokenizer. Korean gets the rule-based tokenizer (the default needs mecab-ko). A code spaCy
+    does not know is an error, or with `fallback_to_multilingual` the multi-language pipeline ("xx")."""
     import spacy
 
     if lang == "ko":
         return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})
-    return spacy.blank(lang)
+    try:
+        return spacy.blank(lang or "xx")
+    except (ImportError, OSError, KeyError, ValueError) as err:
+        if fallback_to_multilingual:
+            return spacy.blank("xx")
+        raise CodeIEError(f"spaCy has no language {lang!r} ({err}). Use an ISO code spaCy knows, or 'xx' for the "
+                          "multi-language tokenizer.") from None
 
 
 def read_jsonl(path: Union[str, Path], limit: int = 0) -> Iterator[Dict[str, Any]]:

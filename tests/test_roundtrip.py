@@ -6,7 +6,7 @@ other one. A drop below them means the renderer, parser or aligner broke.
 """
 import pytest
 
-from spacy_codeie.cli import roundtrip_scores
+from spacy_codeie.extraction import roundtrip_scores
 
 from conftest import shared_file
 

@@ -201,7 +201,7 @@ class HuggingFaceModel:
         self.max_batch_tokens = max_batch_tokens
         self.min_prefix_tokens = min_prefix_tokens
         self._row_limit = batch_size  # lowered when a batch runs out of memory
-        self._prefix_ids = PrefixCache(self._tokenize, max_entries=4 * prefix_cache_size)  # shared text -> ids
+        self._prefix_ids = PrefixCache(self.tokenize_text, max_entries=4 * prefix_cache_size)  # shared text -> ids
         self._prefix_cache = PrefixCache(self._compute_prefix, max_entries=prefix_cache_size)
         self._token_table: Optional[TokenTable] = None
         # One generation at a time: the prefix cache, the row limit, the stats and the tokenizer (a Rust object
@@ -307,9 +307,10 @@ class HuggingFaceModel:
         return text + prefill
 
     def encode(self, prompt: str) -> List[int]:
-        return self._tokenize(self.format_prompt(prompt))
+        return self.tokenize_text(self.format_prompt(prompt))
 
-    def _tokenize(self, text: str) -> List[int]:
+    def tokenize_text(self, text: str) -> List[int]:
+        """Token ids of text already in the model's format (see `format_prompt`), special tokens as `encode` adds them."""
         return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
 
     @property
@@ -371,7 +372,7 @@ class HuggingFaceModel:
     def _generate(self, prompts: Sequence[str]) -> List[str]:
         self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
-        encoded = [self._tokenize(text) for text in formatted]
+        encoded = [self.tokenize_text(text) for text in formatted]
         self._check_fits(encoded)
         in_list = [completes_list(p) for p in prompts]
         grammars = [grammar_for(p) if self.constrained and flag else None for p, flag in zip(prompts, in_list)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import unicodedata
 from functools import lru_cache
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from spacy.util import registry
 
@@ -16,6 +16,9 @@ from ..instances import EntityInstance, EventInstance, Instance, Mention, Relati
 from ..errors import SchemaError
 from ..schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
 from .prompt import Prompt
+
+if TYPE_CHECKING:
+    from ..parsing import CodeParser
 
 KNOWCODER_SYSTEM_PROMPT = (
     "You are a highly skilled assistant at digesting and extracting information from textual content. "

@@ -14,14 +14,12 @@ import random
 from dataclasses import replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-import spacy
 
-from ..gold import gold_instances
-from ..readers import GoldConverter
+from ..gold import gold_instances, present_labels
+from ..readers import GoldConverter, blank_pipeline
 from ..schema.types import EntityType, EventType, RelationType, Schema
 from ..windows import split_windows
 from .augment import AugmentSettings, SchemaView, schema_view
-from .records import present_labels
 
 
 def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate: float,
@@ -71,7 +69,7 @@ def conversation_records(
     rename_rate: float = 0.0,
 ) -> Iterator[Dict[str, Any]]:
     """Conversations of 1..max_turns windows (at most max_chars of sentence text), in a seeded random order."""
-    nlp = spacy.blank(lang)
+    nlp = blank_pipeline(lang)
     converter = GoldConverter(nlp)
     units: List[Tuple[str, Any, Any]] = []
     for n, record in enumerate(records):

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import srsly
 
 from ..errors import CodeIEError
-from .finetune import _forget_gguf_quantization, last_checkpoint, read_records
+from .finetune import forget_gguf_quantization, last_checkpoint, read_records
 from .plots import plot_loss
 
 SCORE_KEYS = ("codeie_ents_f", "codeie_rel_strict_f", "codeie_trigger_cls_f", "codeie_arg_cls_f")
@@ -65,14 +65,14 @@ class CompletionScorer:
         self._components: Dict[Tuple[str, str], Any] = {}
 
     def _component(self, record: Dict[str, Any]):
-        from ..cli import _blank
+        from ..readers import blank_pipeline
         from ..pipeline import CodeIE
         from ..schema.loaders import schema_from_mapping
         from ..scoring import score_codeie
 
         key = (record.get("lang") or "xx", json.dumps(record["schema"], sort_keys=True, ensure_ascii=False))
         if key not in self._components:
-            nlp = _blank(key[0])
+            nlp = blank_pipeline(key[0])
             component = CodeIE(nlp.vocab, schema=schema_from_mapping(record["schema"]), model=_Fixed("]"),
                                scorer=score_codeie)
             self._components[key] = (nlp, component)
@@ -169,7 +169,7 @@ def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Unio
         raise CodeIEError(f"No preference pairs in {str(pairs_path)!r}: sample more prompts or lower dpo.margin.")
     backend = resolve_model({k: v for k, v in model.items() if k != "adapter"})
     if backend.gguf_file:
-        _forget_gguf_quantization(backend.model)
+        forget_gguf_quantization(backend.model)
     policy = PeftModel.from_pretrained(backend.model, str(adapter), is_trainable=True)
     rows = [{"prompt": backend.format_prompt(p["prompt"]), "chosen": p["chosen"] + (backend.tokenizer.eos_token or ""),
              "rejected": p["rejected"] + (backend.tokenizer.eos_token or "")} for p in pairs]

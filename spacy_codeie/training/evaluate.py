@@ -41,13 +41,13 @@ class EvalSet:
 def evaluate_model(model, test_sets: Sequence[EvalSet], *, doc_batch_size: int = 64,
                    component_settings: Optional[Dict[str, Any]] = None) -> Dict[str, Dict[str, Any]]:
     """Scores of `model` (an llm_models callable) on every test set, keyed by test-set name."""
-    from ..cli import _blank
+    from ..readers import blank_pipeline
     from ..pipeline import CodeIE
     from ..scoring import score_codeie
 
     results: Dict[str, Dict[str, Any]] = {}
     for test in test_sets:
-        nlp = _blank(test.lang)
+        nlp = blank_pipeline(test.lang)
         component = CodeIE(nlp.vocab, schema=schema_from_json(test.schema), model=model,
                            scorer=score_codeie, **(component_settings or {}))
         converter = GoldConverter(nlp, spans_key=component.cfg["spans_key"])

@@ -107,7 +107,7 @@ def conversation_ids(backend: HuggingFaceModel, turns: Sequence[Dict[str, str]],
             return None
         delta = formatted[len(seen):]
         answer = completion_ids(backend, turn["completion"])
-        new_ids = backend._tokenize(delta) if not seen else tokenizer(delta, add_special_tokens=False)["input_ids"]
+        new_ids = backend.tokenize_text(delta) if not seen else tokenizer(delta, add_special_tokens=False)["input_ids"]
         if len(ids) + len(new_ids) + len(answer) > max_length:
             break
         ids += new_ids + answer
@@ -221,7 +221,7 @@ def load_for_training(model: Dict[str, Any]) -> Tuple[HuggingFaceModel, Any]:
         raise CodeIEError("The [model] to fine-tune already has an adapter. Give the base model without 'adapter'.")
     base = backend.model
     if backend.gguf_file:
-        _forget_gguf_quantization(base)
+        forget_gguf_quantization(base)
     base.train()
     if hasattr(base.config, "use_cache"):
         base.config.use_cache = False
@@ -253,7 +253,7 @@ def _use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
     return mixed_precision == "bf16"  # CPU: only when asked (fast with AVX-512 BF16, slow without)
 
 
-def _forget_gguf_quantization(model) -> None:
+def forget_gguf_quantization(model) -> None:
     """transformers dequantizes GGUF weights to plain float tensors on load but keeps the model marked as
     quantized, and its Trainer then refuses to train. The weights are ordinary tensors: drop the marks."""
     model.hf_quantizer = None

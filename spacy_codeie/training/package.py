@@ -20,7 +20,7 @@ PIPELINE_DEFAULTS = {"name": "codeie_pipeline", "version": "0.0.1", "lang": "xx"
 
 def build_pipeline(package_cfg: Dict[str, Any], model: Dict[str, Any], adapter: Optional[Union[str, Path]]):
     """A blank pipeline with a codeie component for the packaged schema, with the adapter on its model."""
-    from ..cli import _blank
+    from ..readers import blank_pipeline
 
     unknown = set(package_cfg) - set(PIPELINE_DEFAULTS)
     if unknown:
@@ -36,7 +36,7 @@ def build_pipeline(package_cfg: Dict[str, Any], model: Dict[str, Any], adapter: 
     else:
         schema = schema_from_json(path)
     model_cfg = {k: v for k, v in model.items() if k != "adapter"}
-    nlp = _blank(cfg["lang"])
+    nlp = blank_pipeline(cfg["lang"])
     component = nlp.add_pipe("codeie", config={
         "schema": {"@misc": "spacy_codeie.schema_from_dict.v1", **schema.to_dict()},
         "model": model_cfg,

@@ -11,13 +11,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-import spacy
-from spacy.tokens import Doc, DocBin
+from spacy.tokens import DocBin
 
 from ..errors import CodeIEError
-from ..gold import gold_instances
+from ..gold import gold_instances, present_labels
 from ..prompting.knowcoder import KnowCoderPrompt
-from ..readers import GoldConverter, doc_to_record, read_jsonl
+from ..readers import GoldConverter, blank_pipeline, doc_to_record, read_jsonl
 from ..schema.loaders import schema_from_json
 from ..schema.types import Schema
 from ..windows import split_windows
@@ -52,25 +51,13 @@ def load_corpus(path: Union[str, Path], lang: str, limit: int = 0) -> List[Dict[
     """Records from JSONL (the shared format) or a DocBin (.spacy) with codeie annotations."""
     path = Path(path)
     if path.suffix == ".spacy":
-        nlp = spacy.blank(lang)
+        nlp = blank_pipeline(lang)
         docs = DocBin().from_disk(path).get_docs(nlp.vocab)
         records = [doc_to_record(doc, lang=lang) for doc in docs]
         return records[:limit] if limit else records
     if path.suffix != ".jsonl":
         raise CodeIEError(f"{str(path)!r}: training corpora are .jsonl (shared format) or .spacy (DocBin) files.")
     return list(read_jsonl(path, limit))
-
-
-def present_labels(doc: Doc, window, spans_key: str = "codeie") -> frozenset:
-    from ..annotations import event_records, relation_records
-
-    def inside(start: int, end: int) -> bool:
-        return window.start_char <= start and end <= window.end_char
-
-    labels = {s.label_ for s in doc.spans.get(spans_key, ()) if inside(s.start_char, s.end_char)}
-    labels.update(r["label"] for r in relation_records(doc) if inside(*r["head"][:2]) and inside(*r["tail"][:2]))
-    labels.update(r["label"] for r in event_records(doc) if inside(*r["trigger"]))
-    return frozenset(labels)
 
 
 def sft_records_for(
@@ -88,7 +75,7 @@ def sft_records_for(
     """One SFT record per window of each annotated record, with an augmented schema view each."""
     from tqdm.auto import tqdm
 
-    nlp = spacy.blank(lang)
+    nlp = blank_pipeline(lang)
     converter = GoldConverter(nlp)
     for n, record in enumerate(tqdm(records, desc=f"convert {dataset}", unit="record", disable=not progress,
                                     leave=False)):

@@ -17,16 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import spacy
 from spacy_llm.registry import registry as llm_registry
 
 from ..errors import CodeIEError
 from ..gold import gold_instances
 from ..prompting.knowcoder import KnowCoderPrompt
-from ..readers import GoldConverter
+from ..readers import GoldConverter, blank_pipeline
 from ..schema.types import Schema
 from .augment import AugmentSettings, schema_view
-from .records import present_labels
+from ..gold import present_labels
 
 DEFAULT_TRANSLATION_PROMPT = (
     "Translate the following text from {source} to {target}. Keep names as they are usually written in "
@@ -171,7 +170,7 @@ def translated_instance_records(pairs: Sequence[Dict[str, Any]], schema: Schema,
     def gold_doc(record: Dict[str, Any]):
         lang = record.get("lang")
         if lang not in converters:
-            converters[lang] = GoldConverter(_blank(lang))
+            converters[lang] = GoldConverter(blank_pipeline(lang, fallback_to_multilingual=True))
         return converters[lang].doc(record)
 
     for n, pair in enumerate(pairs):
@@ -192,14 +191,6 @@ def translated_instance_records(pairs: Sequence[Dict[str, Any]], schema: Schema,
             "augment": list(view.applied) + ["translated_instance"],
         })
     return out
-
-
-def _blank(lang: Optional[str]):
-    """A blank pipeline for `lang`, or the multi-language one when spaCy has no such language."""
-    try:
-        return spacy.blank(lang or "xx")
-    except (ImportError, OSError, KeyError, ValueError):
-        return spacy.blank("xx")
 
 
 class TranslationMemory:
