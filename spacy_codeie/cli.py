@@ -10,7 +10,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence
 import srsly
 
 from .errors import CodeIEError
-from .extraction import build_nlp, codeie_component_name, extract_records, roundtrip_scores
+from .extraction import build_nlp, codeie_component, codeie_component_name, extract_records, roundtrip_scores
 from .readers import blank_pipeline
 from .scoring import SCORE_ROWS, evaluate_keeping_predictions
 
@@ -59,7 +59,7 @@ def score_table(scores: Dict[str, Any]) -> str:
     for title, key in SCORE_ROWS:
         if scores.get(f"{key}_f") is None:
             continue
-        p, r, f = (scores.get(f"{key}_{x}") for x in "prf")
+        p, r, f = (scores.get(f"{key}_{x}") or 0.0 for x in "prf")
         lines.append(f"{title:28} {100 * p:7.2f} {100 * r:7.2f} {100 * f:7.2f}")
     lines.append(f"{'Parse-error rate':28} {100 * scores['codeie_parse_error_rate']:23.2f}%")
     lines.append(f"{'Hallucination rate':28} {100 * scores['codeie_hallucination_rate']:23.2f}%")
@@ -73,7 +73,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
                     lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
                     progress=not args.quiet)
-    cfg = nlp.get_pipe(codeie_component_name(nlp)).cfg
+    cfg = codeie_component(nlp).cfg
     examples = examples_from_jsonl(args.test, nlp, limit=args.limit, spans_key=cfg["spans_key"],
                                    relations_extension=cfg["relations_extension"],
                                    events_extension=cfg["events_extension"])
@@ -122,7 +122,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                                 f"{Path(args.gold).name}", options=options)
     else:
         options["title"] = args.title or Path(args.input).name
-        markup = render(records, page=True, jupyter=False, options=options)
+        markup = render(records, page=True, jupyter=False, options=options) or ""
     _write_page(args.output, markup)
     return 0
 

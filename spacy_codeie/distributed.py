@@ -14,7 +14,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional, Set
 
 from .errors import CodeIEError
 
@@ -190,9 +190,13 @@ def _output_format(destination: str, output_format: Optional[str]) -> tuple:
 _ERROR_LINE = re.compile(r"^(?:[\w.]+\.)?(\w*(?:Error|Exception)): (.+)$", re.M)
 
 
-def _error_names(cls: type) -> set:
+def _error_names(cls: type) -> Set[str]:
     """The names of an error class and all its subclasses (Ray hands worker errors back as text)."""
-    return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
+    names: Set[str] = {cls.__name__}
+    children: List[type] = cls.__subclasses__()
+    for child in children:
+        names |= _error_names(child)
+    return names
 
 
 def _cluster_error(err: Exception) -> CodeIEError:

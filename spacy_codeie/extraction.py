@@ -5,13 +5,16 @@ The CLI (`cli.py`) and the distributed runner (`distributed.py`) both call these
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Optional, cast
 
 import spacy
 from spacy.language import Language
 
 from .errors import CodeIEError
 from .readers import blank_pipeline
+
+if TYPE_CHECKING:
+    from .pipeline import CodeIE
 
 
 def build_nlp(
@@ -60,6 +63,11 @@ def codeie_component_name(nlp: Language) -> str:
     raise CodeIEError("The pipeline has no codeie component.")
 
 
+def codeie_component(nlp: Language) -> "CodeIE":
+    """The (first) codeie component of a pipeline."""
+    return cast("CodeIE", nlp.get_pipe(codeie_component_name(nlp)))
+
+
 def extract_records(
     nlp: Language, records: Iterable[Dict[str, Any]], *, batch_size: int = 64
 ) -> Iterator[Dict[str, Any]]:
@@ -71,7 +79,7 @@ def extract_records(
     from .annotations import diagnostics
     from .readers import RECORD_ID_KEY, doc_to_record
 
-    cfg = nlp.get_pipe(codeie_component_name(nlp)).cfg
+    cfg = codeie_component(nlp).cfg
     stream = ((r["text"], r) for r in records)
     for doc, record in nlp.pipe(stream, as_tuples=True, batch_size=batch_size):
         if record.get("id") is not None:
@@ -84,13 +92,14 @@ def extract_records(
 
 def roundtrip_scores(path: str, schema_path: str, lang: str, limit: int = 0, **settings: Any) -> Dict[str, Any]:
     """Gold docs -> rendered completions -> the component's parse and alignment -> scores against gold."""
-    from .gold import gold_completions
+    from .gold import CompletionTable, gold_completions
     from .readers import examples_from_jsonl
 
     nlp = blank_pipeline(lang)
     config = {"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema_path},
               "model": {"@llm_models": "spacy_codeie.CompletionTable.v1"}, **settings}
-    component = nlp.add_pipe("codeie", config=config)
+    component = cast("CodeIE", nlp.add_pipe("codeie", config=config))
     examples = examples_from_jsonl(path, nlp, limit=limit, spans_key=component.cfg["spans_key"])
-    component.model.table.update(gold_completions(component, [eg.reference for eg in examples]))
+    table = cast(CompletionTable, component.model)
+    table.table.update(gold_completions(component, [eg.reference for eg in examples]))
     return nlp.evaluate(examples)

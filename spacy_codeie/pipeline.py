@@ -5,7 +5,7 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
 
 import srsly
 from spacy.language import Language
@@ -30,7 +30,7 @@ from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
 from .prompting.style import AnswerParser
 from .schema.loaders import schema_from_mapping
-from .schema.types import Schema
+from .schema.types import AnyType, Schema
 from .windows import split_window, split_windows
 
 logger = logging.getLogger("spacy_codeie")
@@ -184,15 +184,15 @@ class CodeIE(Pipe):
         self._parsers = [self.prompt.parser(group) for group in self.groups]
         self._heads = None
 
-    def _group_types(self, schema: Schema) -> List[List[object]]:
+    def _group_types(self, schema: Schema) -> List[List[AnyType]]:
         """Types per prompt: per task if asked, at most max_types_per_prompt types each."""
         limit = self.cfg["max_types_per_prompt"]
         # a style whose models were trained on one task per prompt (YAYI-UIE, ADELIE, GoLLIE) asks for it
         if self.cfg["task_split"] == "per_task" or getattr(self.prompt, "tasks", "joint") == "per_task":
-            units = [list(schema.entities), list(schema.relations), list(schema.events)]
+            units: List[List[AnyType]] = [list(schema.entities), list(schema.relations), list(schema.events)]
         else:
             units = [list(schema.types)]
-        groups = []
+        groups: List[List[AnyType]] = []
         for types in units:
             if not types:
                 continue
@@ -317,7 +317,7 @@ class CodeIE(Pipe):
         key = (id(self.model), id(self.prompt), limit)
         if self._heads is None or self._heads[0] != key:
             empty = [self.prompt.render_prompt(group, "") for group in self.groups]
-            counts = self.model.count_tokens(empty)
+            counts = cast(CountsTokens, self.model).count_tokens(empty)
             self._heads = (key, [(n, len(p.encode("utf8"))) for n, p in zip(counts, empty)])
         heads = self._heads[1]
         for group, (tokens, _) in zip(self.groups, heads):
@@ -453,7 +453,7 @@ class CodeIE(Pipe):
         if self.cfg["overwrite_ents"] or not doc.ents:
             doc.ents = new
             return
-        taken = set()
+        taken: Set[int] = set()
         for ent in doc.ents:
             taken.update(range(ent.start, ent.end))
         kept = [s for s in new if taken.isdisjoint(range(s.start, s.end))]
@@ -525,7 +525,7 @@ class CodeIE(Pipe):
         data: Dict[str, Any] = {"schema": self.schema.to_dict() if self.schema is not None else None}
         if self._has_adapter():
             with tempfile.TemporaryDirectory() as tmp:
-                self.model.save_adapter(tmp)
+                cast(CarriesAdapter, self.model).save_adapter(tmp)
                 data["adapter"] = {str(f.relative_to(tmp)): f.read_bytes() for f in Path(tmp).rglob("*") if f.is_file()}
         return srsly.msgpack_dumps(data)
 
@@ -549,7 +549,7 @@ class CodeIE(Pipe):
         if self.schema is not None:
             srsly.write_json(path / "schema.json", self.schema.to_dict())
         if self._has_adapter():
-            self.model.save_adapter(path / ADAPTER_DIR)
+            cast(CarriesAdapter, self.model).save_adapter(path / ADAPTER_DIR)
 
     def from_disk(self, path: Union[str, Path], *, exclude=tuple()) -> "CodeIE":
         path = Path(path)

@@ -7,7 +7,7 @@ text, role}]}]}. Offsets are code points into `text`, end exclusive.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Union
 
 import srsly
 from spacy.language import Language
@@ -85,7 +85,7 @@ class GoldConverter:
             return None
         return span
 
-    def doc(self, record: Dict[str, Any]) -> Doc:
+    def doc(self, record: Mapping[str, Any]) -> Doc:
         doc = self.nlp.make_doc(record["text"])
         if record.get("id") is not None:
             doc.user_data[RECORD_ID_KEY] = record["id"]

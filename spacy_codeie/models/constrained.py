@@ -23,7 +23,7 @@ import re
 from bisect import bisect_left
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Dict, FrozenSet, List, Optional, Sequence, Tuple
+from typing import Dict, FrozenSet, List, Optional, Sequence, Set, Tuple
 
 MAX_WS = 4  # whitespace bytes in a row between items: enough for "\n\t", never an endless run
 _WS = frozenset(b" \t\n")
@@ -231,10 +231,11 @@ class CompletionGrammar:
             return (state[1][0],)
         if mode == "str":
             _, sam_state, escaped, pending, _rest = state
-            out = [b for b in self.sam.next[sam_state] if sam_state or not _is_continuation(b)]
-            if sam_state and not escaped and not pending and _QUOTE not in out:
-                out.append(_QUOTE)
-            return out
+            found = [b for b in self.sam.next[sam_state] if sam_state or not _is_continuation(b)]
+            if sam_state and not escaped and not pending and _QUOTE not in found:
+                found.append(_QUOTE)
+            return found
+        out: Set[int]
         if mode == "ws":
             out = set(_WS) if state[1] < MAX_WS else set()
             out.add(ord("]"))
@@ -438,7 +439,8 @@ class KnowCoderConstraint:
         cache = self._masks[row]
         mask = cache.get(state)
         if mask is None:
-            ids = self.table.allowed(self.grammars[row], state) if state is not None else []
+            grammar = self.grammars[row]
+            ids = self.table.allowed(grammar, state) if state is not None and grammar is not None else []
             if not ids:  # no way on: let the row stop
                 ids = list(self.table.stop_ids)
             mask = torch.zeros(vocab, dtype=torch.bool)

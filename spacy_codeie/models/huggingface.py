@@ -221,10 +221,11 @@ class HuggingFaceModel:
                 f"Could not load the model {name!r}: {err}\nGive a local folder holding a transformers model, or a "
                 "hub id that is cached or reachable (offline, download it first and pass its folder)."
             ) from None
-        self.adapter = None
+        self.adapter: Optional[str] = None
         self._style_block: Optional[Dict[str, Any]] = None
         self._missing_adapter: Optional[str] = None
-        self.model = model.to(self.device).eval()
+        # transformers' own type of .to() does not accept a device string
+        self.model = model.to(self.device).eval()  # type: ignore[arg-type]
         if adapter and not Path(str(adapter)).expanduser().exists():
             # Not an error yet: a saved pipeline carries its own copy (codeie/adapter/), which spacy.load puts
             # on after building this model from the config. Without one, the first generation fails.
@@ -280,13 +281,13 @@ class HuggingFaceModel:
         if not self.has_adapter:
             raise ModelLoadError("This model has no adapter to save.")
         self.model.save_pretrained(str(path))
-        if getattr(self, "_style_block", None):
+        if self._style_block:
             write_prompt_style(path, self._style_block)
 
     @property
     def prompt_style(self):
         """The prompt style the loaded adapter was trained with (its `prompt_style.json`), or None."""
-        block = getattr(self, "_style_block", None) if self.has_adapter else None
+        block = self._style_block if self.has_adapter else None
         if not block:
             return None
         from spacy.util import registry
@@ -304,7 +305,7 @@ class HuggingFaceModel:
             return prompt
         messages, prefill = split_knowcoder_prompt(prompt)
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return text + prefill
+        return str(text) + prefill
 
     def encode(self, prompt: str) -> List[int]:
         return self.tokenize_text(self.format_prompt(prompt))

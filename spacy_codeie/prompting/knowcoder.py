@@ -234,12 +234,12 @@ class KnowCoderPrompt:
     def render_instance(self, schema: Schema, instance: Instance) -> str:
         if isinstance(instance, EntityInstance):
             return self._mention(schema, Mention(instance.text, instance.label))
-        found = None
         if isinstance(instance, RelationInstance):
-            found = next((r for r in schema.relations if r.label == instance.label), None)
-            if found is None:
+            relation = next((r for r in schema.relations if r.label == instance.label), None)
+            if relation is None:
                 raise KeyError(f"relation label {instance.label!r} is not in the schema")
-            return f"{found.class_name}({self._mention(schema, instance.head)}, {self._mention(schema, instance.tail)})"
+            head, tail = self._mention(schema, instance.head), self._mention(schema, instance.tail)
+            return f"{relation.class_name}({head}, {tail})"
         found = next((e for e in schema.events if e.label == instance.label), None)
         if found is None:
             raise KeyError(f"event label {instance.label!r} is not in the schema")

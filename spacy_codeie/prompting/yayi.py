@@ -82,7 +82,7 @@ class YAYIPrompt:
 
     def language_for(self, text: str) -> Literal["zh", "en"]:
         if self.language != "auto":
-            return self.language  # type: ignore[return-value]
+            return self.language
         return "zh" if is_mostly_cjk(text) else "en"
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import SchemaError
 
@@ -85,6 +85,9 @@ class EventType:
         return None
 
 
+AnyType = Union[EntityType, RelationType, EventType]  # one type of the ontology, of any kind
+
+
 @dataclass(frozen=True)
 class Schema:
     """An ontology whose types all render as Python classes. Build it with `Schema.build` to validate it."""
@@ -92,7 +95,7 @@ class Schema:
     entities: Tuple[EntityType, ...] = ()
     relations: Tuple[RelationType, ...] = ()
     events: Tuple[EventType, ...] = ()
-    _by_class: Dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    _by_class: Dict[str, "AnyType"] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def build(
@@ -121,14 +124,14 @@ class Schema:
         return None
 
     @property
-    def types(self) -> Tuple[object, ...]:
+    def types(self) -> Tuple["AnyType", ...]:
         return self.entities + self.relations + self.events
 
     @property
     def is_empty(self) -> bool:
         return not (self.entities or self.relations or self.events)
 
-    def subset(self, types: Sequence[object]) -> "Schema":
+    def subset(self, types: Sequence["AnyType"]) -> "Schema":
         """A schema holding `types` plus the entity types their relations and roles refer to."""
         wanted = {t.label for t in types if isinstance(t, EntityType)}
         for t in types:
@@ -148,7 +151,7 @@ class Schema:
         if self.is_empty:
             raise SchemaError("The schema defines no entity, relation or event type. Add at least one type.")
         labels: Dict[Tuple[str, str], str] = {}
-        by_class: Dict[str, object] = {}
+        by_class: Dict[str, AnyType] = {}
         for kind, group in (("entity", self.entities), ("relation", self.relations), ("event", self.events)):
             for t in group:
                 if not t.label or not t.label.strip():

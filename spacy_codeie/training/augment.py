@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Dict, FrozenSet, List, Sequence, Tuple
+from typing import Any, Dict, FrozenSet, List, Sequence, Tuple, TypeVar
 
 from ..errors import CodeIEError
-from ..schema.types import EntityType, EventType, RelationType, Schema
+from ..schema.types import AnyType, EntityType, EventType, RelationType, Schema
+
+T = TypeVar("T", EntityType, RelationType, EventType)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class SchemaView:
     applied: Tuple[str, ...]
 
 
-def choose_types(schema: Schema, present: FrozenSet[str], settings: AugmentSettings, rng: random.Random) -> List[object]:
+def choose_types(schema: Schema, present: FrozenSet[str], settings: AugmentSettings, rng: random.Random) -> List[AnyType]:
     """Positives (maybe some dropped) plus sampled negatives, or every type."""
     types = list(schema.types)
     if rng.random() < settings.full_schema_rate:
@@ -80,7 +82,7 @@ def _masked_names(count: int, taken: Sequence[str], rng: random.Random) -> List[
     return rng.sample(pool, count)
 
 
-def _vary(types: Sequence[object], settings: AugmentSettings, rng: random.Random, applied: List[str]) -> List[object]:
+def _vary(types: Sequence[T], settings: AugmentSettings, rng: random.Random, applied: List[str]) -> List[T]:
     out = list(types)
     if settings.shuffle_types and len(out) > 1:
         rng.shuffle(out)

@@ -7,7 +7,7 @@ for one run, as with `spacy train`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List, Type, TypeVar, Union
+from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 
 from confection import Config
 
@@ -19,7 +19,7 @@ from .records import DatasetSpec
 T = TypeVar("T")
 
 
-def load_config(path: Union[str, Path], overrides: Dict[str, Any] = None) -> Config:
+def load_config(path: Union[str, Path], overrides: Optional[Dict[str, Any]] = None) -> Config:
     path = Path(path)
     if not path.is_file():
         raise CodeIEError(f"The recipe config {str(path)!r} does not exist.")

@@ -70,7 +70,7 @@ class SFTSettings:
 
 @dataclass
 class TokenizedRecords:
-    rows: List[Dict[str, List[int]]] = field(default_factory=list)
+    rows: List[Dict[str, Any]] = field(default_factory=list)  # input_ids, labels (token ids), length
     skipped_too_long: int = 0
     skipped_turns: int = 0  # conversation turns dropped whole to stay within max_length
     prompt_tokens: int = 0

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
 from ..errors import CodeIEError
+from ..models.contract import CarriesAdapter
 from ..schema.loaders import schema_from_json
 
-PIPELINE_DEFAULTS = {"name": "codeie_pipeline", "version": "0.0.1", "lang": "xx", "schema": None,
+PIPELINE_DEFAULTS: Dict[str, Any] = {"name": "codeie_pipeline", "version": "0.0.1", "lang": "xx", "schema": None,
                      "description": "", "requirements": []}
 
 
@@ -42,9 +43,10 @@ def build_pipeline(package_cfg: Dict[str, Any], model: Dict[str, Any], adapter: 
         "model": model_cfg,
     })
     if adapter:
-        if not hasattr(component.model, "load_adapter"):
+        backend = getattr(component, "model", None)
+        if not isinstance(backend, CarriesAdapter):
             raise CodeIEError(f"The model {model.get('@llm_models')!r} cannot carry a LoRA adapter.")
-        component.model.load_adapter(adapter)
+        backend.load_adapter(adapter)
     nlp.meta.update({"name": cfg["name"], "version": cfg["version"], "description": cfg["description"],
                      "requirements": list(cfg["requirements"])})
     return nlp

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
-from .views import Arc, DocView, VisualizeError, view_from_doc, view_from_record
+from .views import Arc, DocView, Status, VisualizeError, view_from_doc, view_from_record
 
 Span = Tuple[int, int]
 
@@ -48,7 +48,7 @@ class _Item:
     group: str = ""  # must be equal to compare at all (the event type for arguments)
 
 
-def _status(item: _Item, others: Sequence[_Item], miss: str) -> str:
+def _status(item: _Item, others: Sequence[_Item], miss: Status) -> Status:
     same_group = [o for o in others if o.group == item.group]
     if any(o.spans == item.spans and o.label == item.label for o in same_group):
         return "ok"

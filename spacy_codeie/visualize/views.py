@@ -218,6 +218,8 @@ def nest(text: str, mentions: Sequence[Mention]) -> Piece:
         reopen: List[Mention] = []
         while any(p.mention is not None and p.mention.end == point for p in stack[1:]):
             piece = stack.pop()
+            if piece.mention is None:  # only the root has none, and it is never popped
+                break
             if piece.mention.end == point:
                 piece.last = True
             else:
