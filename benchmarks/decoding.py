@@ -20,7 +20,6 @@ from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_utils import SHARED, load_model, peak_rss_mib  # noqa: E402
-
 from spacy_codeie.training.evaluate import EvalSet, evaluate_model, headline  # noqa: E402
 
 SETS = [("CoNLL-2003", "conll2003_en", "en"), ("CoNLL04", "conll04", "en"), ("CASIE", "casie", "en"),

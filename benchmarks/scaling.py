@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import SHARED, load_model, read_texts  # noqa: E402
-
 import spacy  # noqa: E402
 
+from bench_utils import SHARED, load_model, read_texts  # noqa: E402
 from spacy_codeie.schema import schema_from_dict  # noqa: E402
 
 ENTITY_SOURCES = ["conll2003_en", "conll04", "wikigold_en", "wikiann", "weibo_ner_zh", "stockmark_ner_ja"]

@@ -26,7 +26,8 @@ older adapter, each through `nlp.pipe` with the component's defaults and only it
 scores each on the same docs (strict entity F1 against the file's gold):
 
     .venv/bin/python benchmarks/throughput.py --docs 128 --threads 2 --compare \
-        '{"old": {"@llm_models": "spacy_codeie.DefaultModel.v2"}, "new": {"@llm_models": "spacy_codeie.DefaultModel.v3"}}'
+        '{"old": {"@llm_models": "spacy_codeie.DefaultModel.v2"},
+          "new": {"@llm_models": "spacy_codeie.DefaultModel.v3"}}'
 
 The first entry is the baseline of the docs/s ratio.
 """
@@ -337,8 +338,8 @@ def worker_raw(spec: Dict[str, Any], stop: bool) -> Dict[str, Any]:
     list_closed = completes_list = None
     if stop:
         # codeie's own stopping criterion and its "does the prompt end inside `results = [`" test.
-        from spacy_codeie.models.huggingface import _ListClosed as list_closed
         from spacy_codeie.models.contract import completes_list
+        from spacy_codeie.models.huggingface import _ListClosed as list_closed
     rss_imports = _rss_now_mib()
     # The prompts come from the component itself; its model is a stub (the prompts do not depend on it).
     nlp = spacy.blank(spec["lang"])
@@ -688,7 +689,8 @@ def summarize(results: Dict[str, Dict], n_docs: int) -> Dict[str, Any]:
         f = rows.get(floor, {})
         if a.get("ok") and f.get("ok"):
             ratios[f"codeie_overhead_vs_{floor}_pct"] = (a["wall_s"] / f["wall_s"] - 1) * 100
-            ratios[f"generated_tokens_a_minus_{floor}"] = (a.get("generated_tokens") or 0) - (f.get("generated_tokens") or 0)
+            generated_a, generated_floor = a.get("generated_tokens") or 0, f.get("generated_tokens") or 0
+            ratios[f"generated_tokens_a_minus_{floor}"] = generated_a - generated_floor
     # Headline: the floor that generated the same number of tokens as codeie (bprime unless it failed).
     candidates = [k for k in ("bprime", "b") if rows.get(k, {}).get("ok") and a.get("ok")]
     if candidates:
@@ -839,7 +841,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"[throughput] preparing the {args.model} model (logs in {workdir})", flush=True)
     prep = run_worker("prepare", spec, workdir, args.verbose, args.timeout)
     if not prep.get("ok"):
-        print(f"[throughput] preparation failed: {prep.get('error')}\n{prep.get('traceback', prep.get('log_tail', ''))}")
+        details = prep.get("traceback", prep.get("log_tail", ""))
+        print(f"[throughput] preparation failed: {prep.get('error')}\n{details}")
         return 1
     spec.update(model=prep, device=prep["device"], dtype=prep["dtype"], texts=timed, warmup_texts=warm, lang=lang,
                 labels=str(labels), batch_size=args.batch_size, pipe_batch_size=args.pipe_batch_size,

@@ -39,7 +39,8 @@ class EventMention:
         return {
             "trigger": _span_dict(self.trigger),
             "label": self.label,
-            "arguments": [dict(_span_dict(span), role=role) for role, spans in self.arguments.items() for span in spans],
+            "arguments": [dict(_span_dict(span), role=role)
+                          for role, spans in self.arguments.items() for span in spans],
         }
 
 
@@ -104,7 +105,8 @@ def register_extensions(relations: str = "relations", events: str = "events") ->
 
 # ---- writing --------------------------------------------------------------------------------------
 def relation_record(head: Span, tail: Span, label: str) -> Dict[str, Any]:
-    return {"head": [head.start_char, head.end_char, head.label_], "tail": [tail.start_char, tail.end_char, tail.label_],
+    return {"head": [head.start_char, head.end_char, head.label_],
+            "tail": [tail.start_char, tail.end_char, tail.label_],
             "label": label}
 
 

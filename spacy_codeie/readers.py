@@ -147,7 +147,8 @@ def doc_to_record(
 
     relations = []
     for rec in relation_records(doc, relations_extension):
-        relations.append({"head": entity_index(*rec["head"]), "tail": entity_index(*rec["tail"]), "label": rec["label"]})
+        relations.append({"head": entity_index(*rec["head"]), "tail": entity_index(*rec["tail"]),
+                          "label": rec["label"]})
     events = []
     for rec in event_records(doc, events_extension):
         start, end = rec["trigger"]

@@ -74,7 +74,8 @@ class _Tally:
     def add(self, gold: Set[Tuple], pred: Set[Tuple], label_of: Callable[[Tuple], str]) -> None:
         self.total.add(gold, pred)
         for label in {label_of(x) for x in gold | pred}:
-            self.per_label[label].add({x for x in gold if label_of(x) == label}, {x for x in pred if label_of(x) == label})
+            self.per_label[label].add({x for x in gold if label_of(x) == label},
+                                      {x for x in pred if label_of(x) == label})
 
     def write(self, scores: Dict[str, Any], prefix: str, per_label: bool = True) -> None:
         for key, value in self.total.to_dict().items():
@@ -177,7 +178,8 @@ def make_codeie_scorer() -> Callable[..., Dict[str, Any]]:
     return score_codeie
 
 
-def evaluate_keeping_predictions(nlp: Any, examples: Sequence[Example], batch_size: Optional[int] = None) -> Dict[str, Any]:
+def evaluate_keeping_predictions(nlp: Any, examples: Sequence[Example],
+                                 batch_size: Optional[int] = None) -> Dict[str, Any]:
     """The scores of `nlp.evaluate`, with each Example's `predicted` doc replaced by the pipeline's output.
 
     `nlp.evaluate` scores copies and drops them; reports that show what was predicted need the docs.

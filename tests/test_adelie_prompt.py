@@ -14,7 +14,7 @@ from spacy.util import registry
 from spacy_codeie.errors import SchemaError
 from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
 from spacy_codeie.prompting import ADELIEPrompt
-from spacy_codeie.prompting.adelie import ED_FORM, EAE_FORM, NER_FORM, RE_FORM
+from spacy_codeie.prompting.adelie import EAE_FORM, ED_FORM, NER_FORM, RE_FORM
 from spacy_codeie.schema import schema_from_dict
 
 ROWS = [json.loads(line) for line in

@@ -87,7 +87,7 @@ def test_prefix_is_the_schema_part_and_survives_tokenization(tiny_model_dir):
     end = shared_prefix_end(formatted)
     assert formatted[end:].startswith("sentence = ") and "class Person" in formatted[:end]
     ids = model.encode(prompt)
-    prefix_ids = model._tokenize(formatted[:end])
+    prefix_ids = model.tokenize_text(formatted[:end])
     n = prefix_length(ids, prefix_ids, minimum=1)
     assert 0 < n < len(ids) and ids[:n] == prefix_ids[:n]
     assert prefix_length([1, 2, 3], [1, 2, 3], minimum=1) == 2  # one token is always left to read

@@ -2,9 +2,8 @@ import json
 
 import pytest
 
-from spacy_codeie.cli import main
-
 from conftest import shared_file
+from spacy_codeie.cli import main
 
 SCHEMA_PY = '''from spacy_codeie import Entity, Relation
 class Person(Entity):

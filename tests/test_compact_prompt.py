@@ -96,7 +96,6 @@ def test_registered_with_its_defaults():
 
 
 def test_the_shipped_styles_are_prompt_styles():
-    from spacy_codeie.prompting import KnowCoderPrompt
     from spacy_codeie.prompting.style import AnswerParser, PromptStyle
 
     schema = schema_from_dict(entities={"PER": "person"})

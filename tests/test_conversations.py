@@ -4,6 +4,7 @@ import random
 
 import pytest
 
+from conftest import shared_file
 from spacy_codeie.instances import EntityInstance
 from spacy_codeie.prompting import CompactPrompt
 from spacy_codeie.schema import schema_from_dict
@@ -11,8 +12,6 @@ from spacy_codeie.training.augment import AugmentSettings, SchemaView
 from spacy_codeie.training.conversations import conversation_records, rename_labels
 from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
 from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
-
-from conftest import shared_file
 
 RECORDS = [
     {"id": str(i), "lang": "en", "text": text, "relations": [], "events": [],

@@ -4,10 +4,9 @@ import importlib.util
 import pytest
 import spacy
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie.errors import ModelLoadError
 from spacy_codeie.models import registry as model_registry
-
-from conftest import PAPER_SCHEMA
 
 DEMONSTRATION = {
     "text": "Marie Curie taught at the Sorbonne before Pathe bought Gaumont.",

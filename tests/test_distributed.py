@@ -12,10 +12,10 @@ import spacy  # noqa: E402
 import srsly  # noqa: E402
 
 from conftest import PAPER_SCHEMA  # noqa: E402
-from spacy_codeie.cli import main
-from spacy_codeie.extraction import extract_records  # noqa: E402
+from spacy_codeie.cli import main  # noqa: E402
 from spacy_codeie.distributed import annotate_corpus, record_from_row  # noqa: E402
 from spacy_codeie.errors import CodeIEError  # noqa: E402
+from spacy_codeie.extraction import extract_records  # noqa: E402
 from spacy_codeie.gold import gold_completions  # noqa: E402
 from spacy_codeie.readers import GoldConverter  # noqa: E402
 

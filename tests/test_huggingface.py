@@ -3,12 +3,11 @@ import pickle
 import pytest
 import spacy
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie.errors import ModelLoadError, PromptTooLongError
 from spacy_codeie.models.contract import cut_at_list_close
 from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed, split_knowcoder_prompt
 from spacy_codeie.prompting import KnowCoderPrompt
-
-from conftest import PAPER_SCHEMA
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,11 @@ import pytest
 import spacy
 from spacy_llm.registry import registry as llm_registry
 
+from conftest import PAPER_SCHEMA, sentence_of
 from spacy_codeie.errors import GenerationError, ModelLoadError, PromptTooLongError
 from spacy_codeie.models.openai_compatible import OpenAICompatibleModel, _retry_after
 from spacy_codeie.prompting import KnowCoderPrompt
 from spacy_codeie.schema import schema_from_mapping
-
-from conftest import PAPER_SCHEMA, sentence_of
 
 KEY_ENV = "CODEIE_TEST_API_KEY"
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought in 1843."

@@ -3,9 +3,8 @@ import spacy
 import srsly
 from spacy.tokens import DocBin
 
-from spacy_codeie import CodeIEError, PromptTooLongError, diagnostics
-
 from conftest import PAPER_SCHEMA, ScriptedModel, sentence_of
+from spacy_codeie import CodeIEError, PromptTooLongError, diagnostics
 
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought in 1843."
 ANSWER = ('\n\tPerson("Ada Lovelace"),\n\tOrg("Babbage Labs"),\n\tOrg("Acme Corp"),\n'

@@ -2,12 +2,11 @@ import ast
 
 import pytest
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
 from spacy_codeie.parsing import CodeParser
 from spacy_codeie.prompting import COMPLETION_PREFIX, KNOWCODER_SYSTEM_PROMPT, KnowCoderPrompt, python_string_literal
 from spacy_codeie.schema import schema_from_mapping
-
-from conftest import PAPER_SCHEMA
 
 SCHEMA = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
 

@@ -4,9 +4,8 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_codeie.readers import GoldConverter, doc_to_record, jsonl_corpus, jsonl_to_docbin, read_jsonl
-
 from conftest import shared_file
+from spacy_codeie.readers import GoldConverter, doc_to_record, jsonl_corpus, jsonl_to_docbin, read_jsonl
 
 RECORD = {"id": "x1", "lang": "en", "text": "Ada Lovelace worked for Babbage Labs, which Acme Corp bought.",
           "entities": [{"start": 0, "end": 12, "label": "PER", "text": "Ada Lovelace"},

@@ -6,9 +6,8 @@ other one. A drop below them means the renderer, parser or aligner broke.
 """
 import pytest
 
-from spacy_codeie.extraction import roundtrip_scores
-
 from conftest import shared_file
+from spacy_codeie.extraction import roundtrip_scores
 
 CASES = [
     ("conll2003_en", "en", {}, {"codeie_ents_f": 0.995}),

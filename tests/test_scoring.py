@@ -13,9 +13,9 @@ def make_doc(nlp, ents, rels=(), events=(), diag=None):
     doc = nlp.make_doc(TEXT)
     spans = [doc.char_span(s, e, label) for (s, e), label in ents]
     doc.ents = spans
-    set_relation_records(doc, [{"head": [*h, hl], "tail": [*t, tl], "label": l} for h, hl, t, tl, l in rels])
-    set_event_records(doc, [{"trigger": list(tr), "label": l, "arguments": [[*a, role, ""] for a, role in args]}
-                            for tr, l, args in events])
+    set_relation_records(doc, [{"head": [*h, hl], "tail": [*t, tl], "label": lab} for h, hl, t, tl, lab in rels])
+    set_event_records(doc, [{"trigger": list(tr), "label": lab, "arguments": [[*a, role, ""] for a, role in args]}
+                            for tr, lab, args in events])
     if diag:
         doc.user_data["codeie_diagnostics"] = diag
     return doc

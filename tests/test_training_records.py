@@ -4,6 +4,7 @@ import random
 import pytest
 import srsly
 
+from conftest import shared_file
 from spacy_codeie.errors import CodeIEError
 from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.schema.loaders import schema_from_json
@@ -11,8 +12,6 @@ from spacy_codeie.training.augment import AugmentSettings, choose_types, schema_
 from spacy_codeie.training.derived import event_relation_types, relation_record, relation_schema
 from spacy_codeie.training.dpo import CompletionScorer
 from spacy_codeie.training.records import DatasetSpec, build_sft_records
-
-from conftest import shared_file
 
 SCHEMA = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place",
                                     "MISC": "other names"})

@@ -5,19 +5,22 @@ import pytest
 import spacy
 import srsly
 
+from conftest import shared_file
 from spacy_codeie.errors import CodeIEError
 from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.training.augment import AugmentSettings
 from spacy_codeie.training.dpo import CompletionScorer, preference_pairs
 from spacy_codeie.training.evaluate import EvalSet, evaluate_model, markdown_table, write_report
 from spacy_codeie.training.finetune import (
-    LoraSettings, SFTSettings, finetune, read_records, tokenize_records,
+    LoraSettings,
+    SFTSettings,
+    finetune,
+    read_records,
+    tokenize_records,
 )
 from spacy_codeie.training.package import package_pipeline
 from spacy_codeie.training.records import DatasetSpec, build_sft_records
 from spacy_codeie.training.xling import TranslationMemory, build_parallel, project_record, translated_instance_records
-
-from conftest import shared_file
 
 
 @pytest.fixture(scope="module")
@@ -140,8 +143,8 @@ TM = {"Ada Lovelace lives in London.": "Ada Lovelace wohnt in London.", "Ada Lov
 
 def _record(text, mentions):
     return {"id": text[:3], "lang": "en", "text": text, "relations": [], "events": [],
-            "entities": [{"start": text.index(m), "end": text.index(m) + len(m), "text": m, "label": l}
-                         for m, l in mentions]}
+            "entities": [{"start": text.index(m), "end": text.index(m) + len(m), "text": m, "label": lab}
+                         for m, lab in mentions]}
 
 
 def test_parallel_examples_keep_only_pairs_whose_mentions_are_found(tmp_path):

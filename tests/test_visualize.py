@@ -13,14 +13,13 @@ from pathlib import Path
 import pytest
 import spacy
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie import render
 from spacy_codeie.cli import main
 from spacy_codeie.readers import GoldConverter, read_jsonl
-from spacy_codeie.visualize import (VisualizeError, compare_records, make_server, report_page, view_from_record)
+from spacy_codeie.visualize import VisualizeError, compare_records, make_server, report_page, view_from_record
 from spacy_codeie.visualize.colors import PALETTE, label_color
 from spacy_codeie.visualize.views import Mention, nest
-
-from conftest import PAPER_SCHEMA
 
 SAMPLES = Path(__file__).resolve().parents[1] / "examples" / "visualize_samples.jsonl"
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought in 1843."

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import pytest
 import spacy
+from test_visualize import ANSWER, SAMPLES, TEXT, _pair
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie import render
 from spacy_codeie.readers import GoldConverter, read_jsonl
 from spacy_codeie.visualize import records_report
 from spacy_codeie.visualize.browser import dump_dom, find_chromium, screenshot
-
-from conftest import PAPER_SCHEMA
-from test_visualize import ANSWER, SAMPLES, TEXT, _pair
 
 PACKAGES = ["chromium", "fonts-wqy-microhei"]  # the font: CJK glyphs in screenshots
 

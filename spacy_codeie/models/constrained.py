@@ -12,7 +12,8 @@ Every step, each row's next token is limited to tokens that keep the completion 
 with class names read from the prompt's class definitions, roles from the event's `__init__` (each role at
 most once per event), and argument classes from the type hints of the relation's or the role's parameter.
 The grammar is a byte automaton (a suffix automaton of the sentence for mentions); the allowed tokens of a
-state are found by walking the sorted vocabulary byte by byte alongside the automaton, and cached per state. It plugs into transformers as a LogitsProcessor.
+state are found by walking the sorted vocabulary byte by byte alongside the automaton, and cached per state.
+It plugs into transformers as a LogitsProcessor.
 
 Limits: a list cut by `max_new_tokens` stays unclosed (the parser reads it as truncated); escapes inside a
 mention follow the sentence literal's own escapes.

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 from collections import Counter
+from functools import partial
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -18,8 +19,8 @@ from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
 from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .batching import plan_batches, run_with_backoff
-from .contract import answer_per_doc, completes_list, cut_at_list_close
 from .constrained import KnowCoderConstraint, TokenTable, grammar_for, sentence_literal
+from .contract import answer_per_doc, completes_list, cut_at_list_close
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
 
 logger = logging.getLogger("spacy_codeie")
@@ -215,7 +216,8 @@ class HuggingFaceModel:
             load_kwargs["gguf_file"] = gguf_file
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(source, **load_kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype, **load_kwargs, **(model_kwargs or {}))
+            model = AutoModelForCausalLM.from_pretrained(source, dtype=self.dtype, **load_kwargs,
+                                                         **(model_kwargs or {}))
         except (OSError, ValueError, KeyError) as err:
             raise ModelLoadError(
                 f"Could not load the model {name!r}: {err}\nGive a local folder holding a transformers model, or a "
@@ -311,7 +313,8 @@ class HuggingFaceModel:
         return self.tokenize_text(self.format_prompt(prompt))
 
     def tokenize_text(self, text: str) -> List[int]:
-        """Token ids of text already in the model's format (see `format_prompt`), special tokens as `encode` adds them."""
+        """Token ids of text already in the model's format (see `format_prompt`), special tokens as `encode`
+        adds them."""
         return self.tokenizer(text, add_special_tokens=not self.chat_template)["input_ids"]
 
     @property
@@ -393,13 +396,8 @@ class HuggingFaceModel:
                 rows = [members[j] for j in planned]
                 for start in range(0, len(rows), self._row_limit):
                     chunk = rows[start: start + self._row_limit]
-                    texts = run_with_backoff(
-                        chunk,
-                        lambda part: self._generate_batch([encoded[i] for i in part], [in_list[i] for i in part],
-                                                          prefix=prefix, grammars=[grammars[i] for i in part],
-                                                          budgets=[budgets[i] for i in part]),
-                        self._shrink_batches,
-                    )
+                    rows_of = partial(self._generate_rows, prefix, encoded, in_list, grammars, budgets)
+                    texts = run_with_backoff(chunk, rows_of, self._shrink_batches)
                     for i, text in zip(chunk, texts):
                         results[i] = text
                     if bar is not None:
@@ -407,6 +405,12 @@ class HuggingFaceModel:
         if bar is not None:
             bar.close()
         return [r if r is not None else "" for r in results]
+
+    def _generate_rows(self, prefix: Tuple[int, ...], encoded: Sequence[List[int]], in_list: Sequence[bool],
+                       grammars: Sequence[Any], budgets: Sequence[int], rows: Sequence[int]) -> List[str]:
+        """`_generate_batch` over the prompts at indices `rows` (what a batch retried in halves is made of)."""
+        return self._generate_batch([encoded[i] for i in rows], [in_list[i] for i in rows], prefix=prefix,
+                                    grammars=[grammars[i] for i in rows], budgets=[budgets[i] for i in rows])
 
     def _answer_budget(self, prompt: str) -> int:
         """New tokens this prompt may take: `max_new_tokens`, or with `answer_budget` set, 16 plus that many

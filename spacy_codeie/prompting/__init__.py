@@ -2,7 +2,13 @@
 from .adelie import ADELIEPrompt, make_adelie_prompt
 from .compact import CompactPrompt, make_compact_prompt
 from .gollie import GoLLIEPrompt, make_gollie_prompt
-from .knowcoder import COMPLETION_PREFIX, KNOWCODER_SYSTEM_PROMPT, KnowCoderPrompt, make_knowcoder_prompt, python_string_literal
+from .knowcoder import (
+           COMPLETION_PREFIX,
+           KNOWCODER_SYSTEM_PROMPT,
+           KnowCoderPrompt,
+           make_knowcoder_prompt,
+           python_string_literal,
+)
 from .yayi import YAYIPrompt, make_yayi_prompt
 
 __all__ = ["ADELIEPrompt", "COMPLETION_PREFIX", "CompactPrompt", "GoLLIEPrompt", "KNOWCODER_SYSTEM_PROMPT",

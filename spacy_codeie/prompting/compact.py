@@ -87,7 +87,8 @@ class CompactPrompt(KnowCoderPrompt):
         return "".join(parts)
 
     def render_query(self, schema: Schema, text: str) -> str:
-        return f"{self.render_schema(schema)}{self.render_instruction(schema)}\nsentence = {python_string_literal(text)}"
+        sentence = python_string_literal(text)
+        return f"{self.render_schema(schema)}{self.render_instruction(schema)}\nsentence = {sentence}"
 
     def render_prompt(self, schema: Schema, text: str,
                       solved: Optional[Sequence[Tuple[str, Sequence[Instance]]]] = None) -> str:

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence,
 
 from spacy.util import registry
 
-from ..instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 from ..errors import SchemaError
+from ..instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 from ..schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
 from .prompt import Prompt
 

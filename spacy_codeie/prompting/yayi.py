@@ -42,8 +42,10 @@ INSTRUCTIONS = {
     },
     "zh": {
         "ner": "抽取文本中可能存在的实体，并以json{{{names}：[实体]}}格式输出。",
-        "re": "已知关系列表是[{names}]。根据关系列表抽取关系三元组，按照json[{{'relation':'', 'head':'', 'tail':''}}, ]的格式输出。",
-        "ee": "已知论元角色列表是[{names}]，请根据论元角色列表从给定的输入中抽取可能的论元，以json{{角色:论元}}格式输出。",
+        "re": ("已知关系列表是[{names}]。根据关系列表抽取关系三元组，"
+               "按照json[{{'relation':'', 'head':'', 'tail':''}}, ]的格式输出。"),
+        "ee": ("已知论元角色列表是[{names}]，"
+               "请根据论元角色列表从给定的输入中抽取可能的论元，以json{{角色:论元}}格式输出。"),
     },
 }
 # How each template joins the names, as the README writes them.

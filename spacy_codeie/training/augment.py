@@ -56,7 +56,8 @@ class SchemaView:
     applied: Tuple[str, ...]
 
 
-def choose_types(schema: Schema, present: FrozenSet[str], settings: AugmentSettings, rng: random.Random) -> List[AnyType]:
+def choose_types(schema: Schema, present: FrozenSet[str], settings: AugmentSettings,
+                 rng: random.Random) -> List[AnyType]:
     """Positives (maybe some dropped) plus sampled negatives, or every type."""
     types = list(schema.types)
     if rng.random() < settings.full_schema_rate:

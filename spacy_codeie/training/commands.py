@@ -130,7 +130,8 @@ def cmd_translate(args: argparse.Namespace, extra: List[str]) -> int:
     translator = resolve_model(dict(xl["translator"]))
     records = load_corpus(xl["source"], xl.get("source_lang", "en"), int(xl.get("limit", 0)))
     pairs, report = build_parallel(records, translator, source_lang=xl.get("source_lang", "en"),
-                                   target_lang=xl["target_lang"], template=xl.get("template") or DEFAULT_TRANSLATION_PROMPT,
+                                   target_lang=xl["target_lang"],
+                                   template=xl.get("template") or DEFAULT_TRANSLATION_PROMPT,
                                    progress=not args.quiet)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     srsly.write_jsonl(args.output, pairs)

@@ -14,7 +14,6 @@ import random
 from dataclasses import replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-
 from ..gold import gold_instances, present_labels
 from ..readers import GoldConverter, blank_pipeline
 from ..schema.types import EntityType, EventType, RelationType, Schema

@@ -65,8 +65,8 @@ class CompletionScorer:
         self._components: Dict[Tuple[str, str], Any] = {}
 
     def _component(self, record: Dict[str, Any]):
-        from ..readers import blank_pipeline
         from ..pipeline import CodeIE
+        from ..readers import blank_pipeline
         from ..schema.loaders import schema_from_mapping
         from ..scoring import score_codeie
 

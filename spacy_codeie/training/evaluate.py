@@ -41,8 +41,8 @@ class EvalSet:
 def evaluate_model(model, test_sets: Sequence[EvalSet], *, doc_batch_size: int = 64,
                    component_settings: Optional[Dict[str, Any]] = None) -> Dict[str, Dict[str, Any]]:
     """Scores of `model` (an llm_models callable) on every test set, keyed by test-set name."""
-    from ..readers import blank_pipeline
     from ..pipeline import CodeIE
+    from ..readers import blank_pipeline
     from ..scoring import score_codeie
 
     results: Dict[str, Dict[str, Any]] = {}

@@ -200,7 +200,11 @@ def read_records(path: Union[str, Path]) -> List[Dict[str, Any]]:
 
 
 def last_checkpoint(folder: Path) -> Optional[str]:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]) if p.name.split("-")[-1].isdigit() else -1)
+    def step(path: Path) -> int:
+        tail = path.name.split("-")[-1]
+        return int(tail) if tail.isdigit() else -1
+
+    found = sorted(folder.glob("checkpoint-*"), key=step)
     return str(found[-1]) if found else None
 
 
@@ -276,10 +280,10 @@ def finetune(
     `prompt_style` (an `@misc` block) is the style the records were rendered in; the adapter declares it, so
     the component prompts the trained model exactly as it was trained.
     """
+    import datasets
     import torch
     from peft import get_peft_model
     from transformers import Trainer, TrainingArguments
-    import datasets
 
     lora = lora or LoraSettings()
     sft = sft or SFTSettings()

@@ -21,8 +21,8 @@ from ..schema.loaders import schema_from_json
 from ..schema.types import Schema
 from ..windows import split_windows
 from .augment import AugmentSettings, schema_view
-from .fields import from_section
 from .derived import event_relation_types, relation_record, relation_schema
+from .fields import from_section
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,8 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
 
 
 def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[str, Any]]], *, prompt,
-                    seed: int, window_size: int, conversations: Optional["ConversationSettings"]) -> List[Dict[str, Any]]:
+                    seed: int, window_size: int,
+                    conversations: Optional["ConversationSettings"]) -> List[Dict[str, Any]]:
     """SFT records of the held-out dev records, as at inference: whole schema, no augmentation."""
     off = AugmentSettings.off()
     out: List[Dict[str, Any]] = []

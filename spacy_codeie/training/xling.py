@@ -20,19 +20,19 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from spacy_llm.registry import registry as llm_registry
 
 from ..errors import CodeIEError
-from ..gold import gold_instances
+from ..gold import gold_instances, present_labels
 from ..prompting.knowcoder import KnowCoderPrompt
 from ..readers import GoldConverter, blank_pipeline
 from ..schema.types import Schema
 from .augment import AugmentSettings, schema_view
-from ..gold import present_labels
 
 DEFAULT_TRANSLATION_PROMPT = (
     "Translate the following text from {source} to {target}. Keep names as they are usually written in "
     "{target}. Answer with the translation only.\n\n{text}"
 )
 LANGUAGE_NAMES = {"en": "English", "de": "German", "es": "Spanish", "fr": "French", "nl": "Dutch", "pl": "Polish",
-                  "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic", "pt": "Portuguese",
+                  "ru": "Russian", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "ar": "Arabic",
+                  "pt": "Portuguese",
                   "it": "Italian"}
 
 

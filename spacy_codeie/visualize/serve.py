@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
-from wsgiref.simple_server import WSGIServer, make_server as wsgi_server
+from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import make_server as wsgi_server
 
 from .render import render
 
