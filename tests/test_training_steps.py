@@ -193,8 +193,11 @@ def test_exported_half_precision_adapter_loads_and_answers_alike(tiny_model_dir,
     model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
                            LoraConfig(r=2, lora_alpha=4, target_modules="all-linear", init_lora_weights=False))
     model.save_pretrained(tmp_path / "full")
+    style = {"@misc": "spacy_codeie.CompactPrompt.v1"}
+    srsly.write_json(tmp_path / "full" / "prompt_style.json", style)
     sizes = export_adapter(tmp_path / "full", tmp_path / "half")
     assert sizes["target_bytes"] < sizes["source_bytes"]
+    assert srsly.read_json(tmp_path / "half" / "prompt_style.json") == style
     from safetensors.torch import load_file
 
     assert {t.dtype for t in load_file(str(tmp_path / "half" / "adapter_model.safetensors")).values()} == {torch.float16}

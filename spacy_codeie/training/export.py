@@ -6,10 +6,12 @@ model's dtype on load.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Dict, Optional, Union
 
 from ..errors import CodeIEError
+from ..models.huggingface import PROMPT_STYLE_FILE
 
 WEIGHTS = "adapter_model.safetensors"
 
@@ -36,4 +38,6 @@ def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: st
     (target / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf8")
     tensors = {k: v.to(cast).contiguous() for k, v in load_file(str(source / WEIGHTS)).items()}
     save_file(tensors, str(target / WEIGHTS), metadata={"format": "pt"})
+    if (source / PROMPT_STYLE_FILE).is_file():  # the style the adapter was trained with travels with it
+        shutil.copyfile(source / PROMPT_STYLE_FILE, target / PROMPT_STYLE_FILE)
     return {"source_bytes": (source / WEIGHTS).stat().st_size, "target_bytes": (target / WEIGHTS).stat().st_size}
