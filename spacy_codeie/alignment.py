@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, get_args
 
 from spacy.tokens import Doc, Span
 
@@ -261,7 +261,8 @@ def _shift(result: AlignmentResult, offset: int) -> None:
             arg.end += offset
 
 
-ALIGNMENT_MODES = ("strict", "contract", "expand")
+AlignmentMode = Literal["strict", "contract", "expand"]
+ALIGNMENT_MODES = get_args(AlignmentMode)
 
 
 def token_span(doc: Doc, start: int, end: int, label: str = "", mode: str = "expand") -> Optional[Span]:

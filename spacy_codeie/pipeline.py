@@ -5,7 +5,22 @@ import tempfile
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple, Union, cast
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Literal,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    Union,
+    cast,
+    get_args,
+)
 
 import srsly
 from spacy.language import Language
@@ -14,7 +29,7 @@ from spacy.tokens import Doc, Span
 from spacy.training import Example
 from spacy.util import filter_spans, minibatch
 
-from .alignment import ALIGNMENT_MODES, AlignmentResult, align_instances, token_span
+from .alignment import ALIGNMENT_MODES, AlignmentMode, AlignmentResult, align_instances, token_span
 from .annotations import (
     DIAGNOSTICS_KEY,
     event_record,
@@ -37,7 +52,8 @@ logger = logging.getLogger("spacy_codeie")
 # spaCy checks initialize's arguments with a pydantic model, and pydantic warns that a field called "schema"
 # shadows BaseModel.schema. Harmless here, and "schema" is the name the config uses everywhere.
 warnings.filterwarnings("ignore", message='Field name "schema" in "InitArgModel"', category=UserWarning)
-TASK_SPLITS = ("joint", "per_task")
+TaskSplit = Literal["joint", "per_task"]
+TASK_SPLITS = get_args(TaskSplit)
 ADAPTER_DIR = "adapter"  # where a saved pipeline keeps its model's LoRA adapter
 _BOUNDARY_TOKENS = 8  # tokens a prompt may gain where its text meets the schema part, in the bytes bound
 DIAGNOSTIC_FIELDS = (
@@ -77,9 +93,9 @@ def make_codeie(
     model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
     prompt: Optional[KnowCoderPrompt],
     max_types_per_prompt: int,
-    task_split: str,
+    task_split: TaskSplit,
     window_size: int,
-    alignment_mode: str,
+    alignment_mode: AlignmentMode,
     spans_key: str,
     overwrite_ents: bool,
     overwrite: bool,
@@ -118,9 +134,9 @@ class CodeIE(Pipe):
         model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
         prompt: Optional[KnowCoderPrompt] = None,
         max_types_per_prompt: int = 0,
-        task_split: str = "joint",
+        task_split: TaskSplit = "joint",
         window_size: int = 1000,
-        alignment_mode: str = "expand",
+        alignment_mode: AlignmentMode = "expand",
         spans_key: str = "codeie",
         overwrite_ents: bool = False,
         overwrite: bool = False,

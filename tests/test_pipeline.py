@@ -199,8 +199,6 @@ def test_schema_from_file_in_config(scripted, tmp_path):
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"task_split": "sometimes"}, "task_split"),
-    ({"alignment_mode": "loose"}, "alignment_mode"),
     ({"window_size": 0}, "window_size"),
     ({"max_types_per_prompt": -1}, "max_types_per_prompt"),
     ({"relations_extension": "x", "events_extension": "x"}, "different names"),
@@ -208,6 +206,16 @@ def test_schema_from_file_in_config(scripted, tmp_path):
 def test_bad_settings_fail_at_add_pipe(scripted, settings, message):
     cfg, _ = scripted()
     with pytest.raises(CodeIEError, match=message):
+        make_nlp(cfg, **settings)
+
+
+@pytest.mark.parametrize("settings, allowed", [({"task_split": "sometimes"}, "'joint', 'per_task'"),
+                                               ({"alignment_mode": "loose"}, "'strict', 'contract', 'expand'")])
+def test_choices_are_checked_by_spacys_config_validation_which_names_them(scripted, settings, allowed):
+    from confection import ConfigValidationError
+
+    cfg, _ = scripted()
+    with pytest.raises(ConfigValidationError, match=allowed):
         make_nlp(cfg, **settings)
 
 
