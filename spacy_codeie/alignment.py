@@ -1,27 +1,52 @@
 """Mention strings -> character spans -> token spans.
 
-Strings are matched in generation order, each used at most as often as it occurs in the window: exact match
-first, then case-insensitive (per character, so offsets never shift even where case folding changes
-lengths), then with whitespace runs collapsed. A string not in the text is a hallucination: dropped and
+Strings are matched in generation order, each used at most as often as it occurs in the window. Matching tries,
+in turn: the exact string; case-insensitive per character (offsets never shift, even where case folding
+changes lengths); with whitespace runs collapsed. Every rewritten form keeps the original span of each of its
+characters, so offsets stay exact. A string not in the text is a hallucination: dropped and
 counted, never guessed. Offsets are local to one window and never cross its boundary.
+
+The choices below are made with sorted occurrence lists, queues and a prefix-maximum tree, so a mention that
+occurs n times costs about n log n, not n squared, however many instances name it.
 """
 from __future__ import annotations
 
 import re
+from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Deque, Dict, Iterator, List, Optional, Sequence, Set, Tuple
 
 from spacy.tokens import Doc, Span
 
 from .instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 
 CharSpan = Tuple[int, int]
+Unit = Tuple[int, int, str]  # (start, end) of original text and what it is rewritten to
 _WS = re.compile(r"\s+")
+_RUNS = re.compile(r"\s+|\S")
 
 
-def _fold(text: str) -> str:
-    """Lower-case each character on its own, keeping one character per character."""
-    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
+def _fold_char(ch: str) -> str:
+    low = ch.lower()
+    return low if len(low) == 1 else ch
+
+
+def _case_units(text: str) -> Iterator[Unit]:
+    """Each character lower-cased on its own, where that keeps it one character."""
+    for i, ch in enumerate(text):
+        yield i, i + 1, _fold_char(ch)
+
+
+def _collapsed_units(text: str) -> Iterator[Unit]:
+    """Whitespace runs as one space, other characters as in `_case_units`."""
+    for match in _RUNS.finditer(text):
+        ch = match.group()
+        yield match.start(), match.end(), " " if ch.isspace() else _fold_char(ch)
+
+
+def _rewrite(text: str, units: Callable[[str], Iterator[Unit]]) -> str:
+    return "".join(out for _, _, out in units(text)).strip()
 
 
 def _find_all(haystack: str, needle: str) -> List[int]:
@@ -32,21 +57,34 @@ def _find_all(haystack: str, needle: str) -> List[int]:
     return starts
 
 
-class _Collapsed:
-    """The text with whitespace runs collapsed to one space, and a map back to original offsets."""
+class _Projection:
+    """A rewritten copy of the text that remembers, for each of its characters, where in the original it came
+    from; matches in the copy map back to exact original offsets."""
 
-    def __init__(self, text: str):
-        chars: List[str] = []
-        index: List[int] = []
-        for match in re.finditer(r"\s+|\S+", text):
-            if match.group().isspace():
-                chars.append(" ")
-                index.append(match.start())
-            else:
-                chars.extend(match.group())
-                index.extend(range(match.start(), match.end()))
-        self.text = "".join(chars)
-        self.index = index
+    def __init__(self, text: str, units: Callable[[str], Iterator[Unit]]):
+        pieces: List[str] = []
+        self._start: List[int] = []  # original start of the unit of each rewritten character
+        self._end: List[int] = []
+        self._edge: Set[int] = set()  # rewritten offsets where a unit begins (and len: where the last ends)
+        for start, end, out in units(text):
+            self._edge.add(len(self._start))
+            pieces.append(out)
+            self._start.extend([start] * len(out))
+            self._end.extend([end] * len(out))
+        self._edge.add(len(self._start))
+        self.text = "".join(pieces)
+
+    def find(self, needle: str) -> List[CharSpan]:
+        """Original spans of the needle's matches that begin and end on unit edges ('s' is not half of 'ß')."""
+        if not needle:
+            return []
+        size = len(needle)
+        return [(self._start[s], self._end[s + size - 1]) for s in _find_all(self.text, needle)
+                if s in self._edge and s + size in self._edge]
+
+
+# The matching strategies after the exact one, in the order they are tried.
+_STRATEGIES: Tuple[Callable[[str], Iterator[Unit]], ...] = (_case_units, _collapsed_units)
 
 
 @dataclass
@@ -88,10 +126,75 @@ class AlignmentResult:
     duplicates: int = 0  # strings generated more often than they occur
 
 
-def _inside_another(span: CharSpan, placed: List[CharSpan]) -> bool:
+def _inside_another(span: CharSpan, placed: Sequence[CharSpan]) -> bool:
     """Whether `span` lies within a different span already placed."""
     start, end = span
     return any(s <= start and end <= e and (s, e) != span for s, e in placed)
+
+
+class _PrefixMax:
+    """Largest end of the spans added so far that start at or before a position (a Fenwick tree)."""
+
+    def __init__(self, size: int):
+        self._tree = [-1] * (size + 1)
+
+    def add(self, start: int, end: int) -> None:
+        i = start + 1
+        while i < len(self._tree):
+            if self._tree[i] < end:
+                self._tree[i] = end
+            i += i & -i
+
+    def upto(self, start: int) -> int:
+        i, best = min(start + 1, len(self._tree) - 1), -1
+        while i > 0:
+            if self._tree[i] > best:
+                best = self._tree[i]
+            i -= i & -i
+        return best
+
+
+class _Queues:
+    """The free occurrences of one mention in one channel, sorted by offset, in the order they are preferred:
+    outside placed mentions on word boundaries, outside placed mentions, then the same inside placed ones."""
+
+    def __init__(self, whole: List[CharSpan], cut: List[CharSpan]):
+        self.outside: Tuple[Deque[CharSpan], Deque[CharSpan]] = (deque(whole), deque(cut))
+        self.inside: Tuple[Deque[CharSpan], Deque[CharSpan]] = (deque(), deque())
+
+
+class _Channel:
+    """Occurrences handed out in one channel; each occurrence is handed out once."""
+
+    def __init__(self, length: int):
+        self.taken: Set[CharSpan] = set()
+        self.cover = _PrefixMax(length)
+        self.queues: Dict[str, _Queues] = {}
+
+    def covered(self, span: CharSpan) -> bool:
+        """Within a taken span; a free span is never itself taken, so any covering span is a different one."""
+        return self.cover.upto(span[0]) >= span[1]
+
+    def place(self, span: CharSpan) -> None:
+        self.taken.add(span)
+        self.cover.add(*span)
+
+    def best(self, queues: _Queues) -> Optional[CharSpan]:
+        for outside, inside in zip(queues.outside, queues.inside):
+            while outside:
+                span = outside.popleft()
+                if span in self.taken:
+                    continue
+                if self.covered(span):  # stays covered: spans are only ever added
+                    inside.append(span)
+                    continue
+                return span
+        for inside in queues.inside:
+            while inside:
+                span = inside.popleft()
+                if span not in self.taken:
+                    return span
+        return None
 
 
 class StringAligner:
@@ -99,66 +202,126 @@ class StringAligner:
 
     def __init__(self, text: str):
         self.text = text
-        self._folded: Optional[str] = None
-        self._collapsed: Optional[_Collapsed] = None
-        self._collapsed_folded: Optional[str] = None
+        self._projections: Dict[int, _Projection] = {}
         self._cache: Dict[str, List[CharSpan]] = {}
-        self._taken: Dict[str, List[CharSpan]] = {}
+        self._channels: Dict[str, _Channel] = {}
 
     def occurrences(self, mention: str) -> List[CharSpan]:
-        """Every place the mention occurs, by the first matching strategy that finds any."""
-        if mention in self._cache:
-            return self._cache[mention]
+        """Every place the mention occurs, in text order, by the first matching strategy that finds any."""
+        found = self._cache.get(mention)
+        if found is not None:
+            return found
         spans: List[CharSpan] = []
         needle = mention.strip()
         if needle:
             spans = [(s, s + len(needle)) for s in _find_all(self.text, needle)]
-            if not spans:
-                if self._folded is None:
-                    self._folded = _fold(self.text)
-                folded = _fold(needle)
-                spans = [(s, s + len(folded)) for s in _find_all(self._folded, folded)]
-            if not spans:
-                spans = self._collapsed_occurrences(needle)
+            for level, units in enumerate(_STRATEGIES):
+                if spans:
+                    break
+                if level not in self._projections:
+                    self._projections[level] = _Projection(self.text, units)
+                spans = self._projections[level].find(_rewrite(needle, units))
         self._cache[mention] = spans
         return spans
 
-    def _collapsed_occurrences(self, mention: str) -> List[CharSpan]:
-        if self._collapsed is None:
-            self._collapsed = _Collapsed(self.text)
-            self._collapsed_folded = _fold(self._collapsed.text)
-        needle = _fold(_WS.sub(" ", mention.strip()))
-        index = self._collapsed.index
-        spans = []
-        for s in _find_all(self._collapsed_folded, needle):
-            last = s + len(needle) - 1
-            spans.append((index[s], index[last] + 1))
-        return spans
-
-    def _rank(self, span: CharSpan, taken: List[CharSpan]) -> Tuple[bool, bool, int]:
-        """Prefer occurrences outside mentions already placed, then whole words, then text order."""
+    def _cuts_word(self, span: CharSpan) -> bool:
         start, end = span
-        inside_other = _inside_another(span, taken)
-        cuts_word = (start > 0 and self.text[start - 1].isalnum() and self.text[start].isalnum()) or (
-            end < len(self.text) and self.text[end].isalnum() and self.text[end - 1].isalnum()
+        text = self.text
+        return (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or (
+            end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
         )
-        return inside_other, cuts_word, start
 
     def take(self, mention: str, channel: str) -> Tuple[Optional[CharSpan], str]:
         """The best unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'.
 
-        Each occurrence is handed out once per channel, so a string generated k times takes k places.
+        Each occurrence is handed out once per channel, so a string generated k times takes k places. Preferred
+        are occurrences outside mentions already placed, then on word boundaries, then the first in the text.
         """
         spans = self.occurrences(mention)
         if not spans:
             return None, "missing"
-        taken = self._taken.setdefault(channel, [])
-        free = [span for span in spans if span not in taken]
-        if not free:
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(len(self.text))
+        queues = state.queues.get(mention)
+        if queues is None:
+            cuts = [self._cuts_word(span) for span in spans]
+            queues = state.queues[mention] = _Queues([s for s, c in zip(spans, cuts) if not c],
+                                                     [s for s, c in zip(spans, cuts) if c])
+        best = state.best(queues)
+        if best is None:
             return None, "duplicate"
-        best = min(free, key=lambda span: self._rank(span, taken))
-        taken.append(best)
+        state.place(best)
         return best, "ok"
+
+
+class _Options:
+    """Where one argument may point, sorted by offset, for nearest-occurrence look-ups."""
+
+    def __init__(self, found: List[AlignedArgument]):
+        self.found = found  # in the order candidates() gave them
+        self.order = sorted(range(len(found)), key=lambda k: found[k].start)
+        self.starts = [found[k].start for k in self.order]
+
+    def _around(self, anchor: int) -> Iterator[int]:
+        """Indices into `found` by distance from `anchor`, the earlier offset first at equal distance."""
+        right = bisect_left(self.starts, anchor)
+        left = right - 1
+        while left >= 0 or right < len(self.starts):
+            if right >= len(self.starts) or (left >= 0 and anchor - self.starts[left] <= self.starts[right] - anchor):
+                yield self.order[left]
+                left -= 1
+            else:
+                yield self.order[right]
+                right += 1
+
+    def nearest(self, anchor: int) -> AlignedArgument:
+        return self.found[next(self._around(anchor))]
+
+    def nearest_ties_in_order(self, anchor: int) -> Tuple[int, int]:
+        """(distance, index in `found`) of the nearest option; at equal distance the one listed first."""
+        right = bisect_left(self.starts, anchor)
+        best: Optional[Tuple[int, int]] = None
+        for j in (right - 1, right):
+            if 0 <= j < len(self.starts):
+                key = (abs(self.starts[j] - anchor), self.order[j])
+                if best is None or key < best:
+                    best = key
+        assert best is not None
+        return best
+
+    def free_nearest(self, anchor: int, placed: List[CharSpan], placed_set: Set[CharSpan]) -> AlignedArgument:
+        """The nearest option not yet placed and not inside a placed span; else the nearest inside one; else
+        the best of those placed already (a string named more often than it occurs)."""
+        first_inside: Optional[AlignedArgument] = None
+        already: List[AlignedArgument] = []
+        for k in self._around(anchor):
+            arg = self.found[k]
+            span = (arg.start, arg.end)
+            if span in placed_set:
+                already.append(arg)
+            elif _inside_another(span, placed):
+                if first_inside is None:
+                    first_inside = arg
+            else:
+                return arg
+        if first_inside is not None:
+            return first_inside
+        return min(already, key=lambda a: _inside_another((a.start, a.end), placed))  # stable: nearest first
+
+
+def _closest_pair(heads: List[AlignedArgument], tails: List[AlignedArgument]) -> Tuple[AlignedArgument, AlignedArgument]:
+    """The (head, tail) pair with the nearest offsets, then the earliest head; at equal distance the tail listed
+    first. Arguments of one relation sit near each other."""
+    options = _Options(tails)
+    best: Optional[Tuple[int, int, int]] = None
+    best_head = heads[0]
+    for head in heads:
+        distance, k = options.nearest_ties_in_order(head.start)
+        if best is None or (distance, head.start) < best[:2]:
+            best, best_head = (distance, head.start, k), head
+    assert best is not None
+    return best_head, tails[best[2]]
 
 
 def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -> AlignmentResult:
@@ -166,6 +329,7 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     aligner = StringAligner(text)
     result = AlignmentResult()
     entity_spans: List[AlignedEntity] = []
+    entity_at: Dict[CharSpan, Tuple[int, AlignedEntity]] = {}  # span -> (generation order, entity)
 
     def count(status: str) -> None:
         result.mentions += 1
@@ -175,30 +339,30 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
             result.duplicates += 1
 
     def candidates(mention: Mention) -> List[AlignedArgument]:
-        """Where an argument may point: mentions the model also named as entities first, else every occurrence."""
+        """Where an argument may point: mentions the model also named as entities (in the order it named
+        them) first, else every occurrence."""
         spans = aligner.occurrences(mention.text)
         count("ok" if spans else "missing")
-        named = [AlignedArgument(e.start, e.end, mention.label or e.label) for e in entity_spans
-                 if (e.start, e.end) in spans and mention.label in (None, e.label)]
-        return named or [AlignedArgument(start, end, mention.label) for start, end in spans]
-
-    def nearest(options: List[AlignedArgument], anchor: int) -> AlignedArgument:
-        return min(options, key=lambda a: (abs(a.start - anchor), a.start))
+        named = sorted(entity_at[span] for span in spans if span in entity_at
+                       and mention.label in (None, entity_at[span][1].label))
+        if named:
+            return [AlignedArgument(e.start, e.end, mention.label or e.label) for _, e in named]
+        return [AlignedArgument(start, end, mention.label) for start, end in spans]
 
     for inst in instances:
         if isinstance(inst, EntityInstance):
             span, status = aligner.take(inst.text, "entity")
             count(status)
             if span:
-                entity_spans.append(AlignedEntity(span[0], span[1], inst.label))
+                entity_at[span] = (len(entity_spans), AlignedEntity(span[0], span[1], inst.label))
+                entity_spans.append(entity_at[span][1])
         elif isinstance(inst, RelationInstance):
             heads, tails = candidates(inst.head), candidates(inst.tail)
-            if heads and tails:  # the closest pair: arguments of one relation sit near each other
-                head, tail = min(((h, t) for h in heads for t in tails),
-                                 key=lambda pair: (abs(pair[0].start - pair[1].start), pair[0].start))
+            if heads and tails:
+                head, tail = _closest_pair(heads, tails)
                 result.relations.append(AlignedRelation(inst.label, head, tail))
         elif isinstance(inst, EventInstance):
-            event = _align_event(inst, aligner, candidates, nearest, count)
+            event = _align_event(inst, aligner, candidates, count)
             if event is not None:
                 result.events.append(event)
     result.entities = entity_spans
@@ -207,7 +371,9 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     return result
 
 
-def _align_event(inst: EventInstance, aligner: StringAligner, candidates, nearest, count) -> Optional[AlignedEvent]:
+def _align_event(inst: EventInstance, aligner: StringAligner,
+                 candidates: Callable[[Mention], List[AlignedArgument]],
+                 count: Callable[[str], None]) -> Optional[AlignedEvent]:
     """Pick the trigger occurrence closest to the event's arguments, then each argument closest to it.
 
     Several events may share one trigger (FewFC lists one event per shareholder under a single verb), so a
@@ -217,26 +383,23 @@ def _align_event(inst: EventInstance, aligner: StringAligner, candidates, neares
     count("ok" if triggers else "missing")
     if not triggers:
         return None
-    options = [(role, candidates(mention)) for role, mention in inst.arguments]
-    options = [(role, found) for role, found in options if found]
+    options = [(role, _Options(found)) for role, found in
+               ((role, candidates(mention)) for role, mention in inst.arguments) if found]
     if len(triggers) == 1:
         trigger = triggers[0]
     elif options:
-        trigger = min(triggers, key=lambda t: (sum(abs(nearest(found, t[0]).start - t[0]) for _, found in options), t[0]))
+        trigger = min(triggers, key=lambda t: (sum(abs(o.nearest(t[0]).start - t[0]) for _, o in options), t[0]))
     else:
         taken, _ = aligner.take(inst.trigger, "trigger:" + inst.label)
         trigger = taken or triggers[0]
     event = AlignedEvent(inst.label, trigger)
     placed: List[CharSpan] = [trigger]
-    for role, found in options:
+    placed_set: Set[CharSpan] = {trigger}
+    for role, option in options:
         # a string named twice takes two places; a place inside another argument comes last; then distance
-        chosen = min(found, key=lambda a: (
-            (a.start, a.end) in placed,
-            _inside_another((a.start, a.end), placed),
-            abs(a.start - trigger[0]),
-            a.start,
-        ))
+        chosen = option.free_nearest(trigger[0], placed, placed_set)
         placed.append((chosen.start, chosen.end))
+        placed_set.add((chosen.start, chosen.end))
         event.arguments.append(AlignedArgument(chosen.start, chosen.end, chosen.label, role))
     return event
 

@@ -108,3 +108,34 @@ def test_strict_mode_refuses_partial_tokens():
     doc = spacy.blank("en")("Ada Lovelaces wrote.")
     assert token_span(doc, 4, 12, "PER", mode="strict") is None
     assert token_span(doc, 4, 12, "PER", mode="expand").text == "Lovelaces"
+
+
+def _work(instances, text):
+    """Python function calls and builtin calls made while aligning: a measure of work that load cannot skew."""
+    import sys
+
+    calls = 0
+
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        align_instances(text, instances)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_alignment_work_grows_near_linearly_with_occurrences():
+    def case(n):
+        text = " ".join(f"Ada met Bob at site {i} ." for i in range(n))
+        instances = ([EntityInstance("PER", "Ada")] * n
+                     + [RelationInstance("MET", Mention("Bob"), Mention("Ada"))] * 5
+                     + [EventInstance("MEET", "met", (("a", Mention("Bob")), ("b", Mention("site"))))] * 5)
+        return _work(instances, text)
+
+    small, large = case(30), case(300)
+    assert large < 25 * small  # 10x the occurrences: about 10x the work (quadratic would be 100x)
