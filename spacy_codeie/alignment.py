@@ -2,8 +2,10 @@
 
 Strings are matched in generation order, each used at most as often as it occurs in the window. Matching tries,
 in turn: the exact string; case-insensitive per character (offsets never shift, even where case folding
-changes lengths); with whitespace runs collapsed. Every rewritten form keeps the original span of each of its
-characters, so offsets stay exact. A string not in the text is a hallucination: dropped and
+changes lengths); with whitespace runs collapsed; and last, caseless across Unicode normalization forms (NFC
+and NFD, compatibility forms such as 'ﬁ', case-folding expansions such as 'ß' and 'SS', final sigma). Every
+rewritten form keeps the original span of each of its characters and a match must start and end on the edge
+of an original character, so offsets stay exact. A string not in the text is a hallucination: dropped and
 counted, never guessed. Offsets are local to one window and never cross its boundary.
 
 The choices below are made with sorted occurrence lists, queues and a prefix-maximum tree, so a mention that
@@ -12,6 +14,7 @@ occurs n times costs about n log n, not n squared, however many instances name i
 from __future__ import annotations
 
 import re
+import unicodedata
 from bisect import bisect_left
 from collections import deque
 from dataclasses import dataclass, field
@@ -43,6 +46,31 @@ def _collapsed_units(text: str) -> Iterator[Unit]:
     for match in _RUNS.finditer(text):
         ch = match.group()
         yield match.start(), match.end(), " " if ch.isspace() else _fold_char(ch)
+
+
+def _caseless(piece: str) -> str:
+    return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", piece).casefold())
+
+
+def _unicode_units(text: str) -> Iterator[Unit]:
+    """Whitespace runs as one space; each base character with its combining marks, decomposed and case-folded.
+
+    A base character and its marks are rewritten together, because normalization reorders marks within
+    that group but never across it; so rewriting unit by unit gives the same string as rewriting the whole.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            j = i + 1
+            while j < n and text[j].isspace():
+                j += 1
+            yield i, j, " "
+        else:
+            j = i + 1
+            while j < n and unicodedata.combining(text[j]):
+                j += 1
+            yield i, j, _caseless(text[i:j])
+        i = j
 
 
 def _rewrite(text: str, units: Callable[[str], Iterator[Unit]]) -> str:
@@ -84,7 +112,7 @@ class _Projection:
 
 
 # The matching strategies after the exact one, in the order they are tried.
-_STRATEGIES: Tuple[Callable[[str], Iterator[Unit]], ...] = (_case_units, _collapsed_units)
+_STRATEGIES: Tuple[Callable[[str], Iterator[Unit]], ...] = (_case_units, _collapsed_units, _unicode_units)
 
 
 @dataclass
