@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from typing import List, Optional, Tuple
 
 from .instances import EntityInstance, EventInstance, Mention, ParseResult, RelationInstance
@@ -180,8 +181,10 @@ class CodeParser:
         result.truncated = not closed
         if not items and closed:
             return result
-        for item in items:
-            self._parse_item(item, result)
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: model output, not user code
+            warnings.simplefilter("ignore", SyntaxWarning)
+            for item in items:
+                self._parse_item(item, result)
         return result
 
     # ---- one item --------------------------------------------------------------------------

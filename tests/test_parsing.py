@@ -148,3 +148,9 @@ def test_the_scanner_stops_where_the_parser_does():
     assert not streamed.closed
     streamed.feed("]")
     assert streamed.closed
+
+
+def test_odd_literals_warn_nobody(parser, recwarn):
+    result = parser.parse('Person(1if 1 else 2), Org(0x1for x in y), Person("Ada")]')
+    assert result.instances == [EntityInstance("PERSON", "Ada")]
+    assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning)]
