@@ -338,7 +338,8 @@ class _Options:
         return min(already, key=lambda a: _inside_another((a.start, a.end), placed))  # stable: nearest first
 
 
-def _closest_pair(heads: List[AlignedArgument], tails: List[AlignedArgument]) -> Tuple[AlignedArgument, AlignedArgument]:
+def _closest_pair(heads: List[AlignedArgument],
+                  tails: List[AlignedArgument]) -> Tuple[AlignedArgument, AlignedArgument]:
     """The (head, tail) pair with the nearest offsets, then the earliest head; at equal distance the tail listed
     first. Arguments of one relation sit near each other."""
     options = _Options(tails)

@@ -130,7 +130,8 @@ def nothing_runs() -> Iterator[List[str]]:
         return real_import(name, *args, **kwargs)
 
     patches = [(builtins, name, refuse(name)) for name in ("eval", "exec", "open", "breakpoint")]
-    patches += [(builtins, "compile", compile_to_ast_only), (builtins, "__import__", import_only_what_the_parser_needs), (os, "system", refuse("os.system")),
+    patches += [(builtins, "compile", compile_to_ast_only), (builtins, "__import__", import_only_what_the_parser_needs),
+                (os, "system", refuse("os.system")),
                 (os, "popen", refuse("os.popen")), (subprocess, "Popen", refuse("subprocess.Popen"))]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
     for owner, name, value in patches:
@@ -178,7 +179,8 @@ def test_mentions_cut_from_the_text_are_always_found(text, data):
     assert attempts == []
     for entity in result.entities:
         assert 0 <= entity.start < entity.end <= len(text)
-    whole_characters = not unicodedata.combining(text[start]) and (end == len(text) or not unicodedata.combining(text[end]))
+    whole_characters = not unicodedata.combining(text[start]) and (
+        end == len(text) or not unicodedata.combining(text[end]))
     if mention.strip() and whole_characters:
         assert result.hallucinated == 0, (text, mention, variant)
         if form == "as is":

@@ -179,14 +179,16 @@ def test_a_schema_file_with_a_byte_order_mark_loads(tmp_path):
     ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
     ("deep.py", b"x = " + b"-" * 200_000 + b"1\n", "nests too deeply|not valid Python"),
     ("deep_annotation.py", b"from spacy_codeie import Entity, Relation\nclass P(Entity): pass\n"
-                           b"class R(Relation):\n    head: P" + b" | P" * 50_000 + b"\n    tail: P\n", "nests too deeply"),
+                           b"class R(Relation):\n    head: P" + b" | P" * 50_000 + b"\n    tail: P\n",
+     "nests too deeply"),
     ("list.json", b'[{"label": "PER"}]', "holds a JSON array"),
     ("string.json", b'"PER"', "holds a JSON string"),
     ("nul.py", b"class P(Entity): pass\x00\n", "not Python source|not valid Python"),
     ("labels.json", b'{"entity": [{"label": "PER"}, {"description": "no label"}]}', "Item 1 of 'entity'.*'label'"),
     ("labels2.json", b'{"entity": "PER"}', "'entity' in labels.json must be a list"),
     ("labels3.json", b'{"event": [{"label": "E", "roles": [{"type": "x"}]}]}', "Item 0 of 'roles'.*'role'"),
-    ("labels4.json", b'{"entity": [{"label": "PER", "description": 3}]}', "description of entity 'PER' must be a string"),
+    ("labels4.json", b'{"entity": [{"label": "PER", "description": 3}]}',
+     "description of entity 'PER' must be a string"),
 ])
 def test_broken_schema_files_say_what_to_fix(tmp_path, name, content, message):
     path = tmp_path / name

@@ -390,7 +390,8 @@ def schema_from_file(path: Union[str, Path]) -> Schema:
         try:
             tree = ast.parse(source, filename=str(path))
         except SyntaxError as err:
-            raise SchemaError(f"The schema file {str(path)!r} is not valid Python (line {err.lineno}): {err.msg}") from None
+            raise SchemaError(
+                f"The schema file {str(path)!r} is not valid Python (line {err.lineno}): {err.msg}") from None
         except ValueError as err:  # e.g. a null byte
             raise SchemaError(f"The schema file {str(path)!r} is not Python source: {err}") from None
         return _schema_from_tree(tree, path)
