@@ -284,15 +284,21 @@ class StringAligner:
 
 
 class _Options:
-    """Where one argument may point, sorted by offset, for nearest-occurrence look-ups."""
+    """Where one argument may point (spans and labels in the order candidates() lists them), sorted by offset
+    for nearest-occurrence look-ups. Shared between instances; each pick makes a fresh AlignedArgument."""
 
-    def __init__(self, found: List[AlignedArgument]):
-        self.found = found  # in the order candidates() gave them
-        self.order = sorted(range(len(found)), key=lambda k: found[k].start)
-        self.starts = [found[k].start for k in self.order]
+    def __init__(self, spans: List[CharSpan], labels: List[Optional[str]]):
+        self.spans = spans
+        self.labels = labels
+        self.order = sorted(range(len(spans)), key=lambda k: spans[k][0])
+        self.starts = [spans[k][0] for k in self.order]
+
+    def arg(self, k: int, role: Optional[str] = None) -> AlignedArgument:
+        start, end = self.spans[k]
+        return AlignedArgument(start, end, self.labels[k], role)
 
     def _around(self, anchor: int) -> Iterator[int]:
-        """Indices into `found` by distance from `anchor`, the earlier offset first at equal distance."""
+        """Indices into `spans` by distance from `anchor`, the earlier offset first at equal distance."""
         right = bisect_left(self.starts, anchor)
         left = right - 1
         while left >= 0 or right < len(self.starts):
@@ -303,11 +309,13 @@ class _Options:
                 yield self.order[right]
                 right += 1
 
-    def nearest(self, anchor: int) -> AlignedArgument:
-        return self.found[next(self._around(anchor))]
+    def distance(self, anchor: int) -> int:
+        """How far the nearest option starts from `anchor`."""
+        right = bisect_left(self.starts, anchor)
+        return min(abs(self.starts[j] - anchor) for j in (right - 1, right) if 0 <= j < len(self.starts))
 
     def nearest_ties_in_order(self, anchor: int) -> Tuple[int, int]:
-        """(distance, index in `found`) of the nearest option; at equal distance the one listed first."""
+        """(distance, index in `spans`) of the nearest option; at equal distance the one listed first."""
         right = bisect_left(self.starts, anchor)
         best: Optional[Tuple[int, int]] = None
         for j in (right - 1, right):
@@ -318,39 +326,35 @@ class _Options:
         assert best is not None
         return best
 
-    def free_nearest(self, anchor: int, placed: List[CharSpan], placed_set: Set[CharSpan]) -> AlignedArgument:
+    def free_nearest(self, anchor: int, placed: List[CharSpan], placed_set: Set[CharSpan]) -> int:
         """The nearest option not yet placed and not inside a placed span; else the nearest inside one; else
         the best of those placed already (a string named more often than it occurs)."""
-        first_inside: Optional[AlignedArgument] = None
-        already: List[AlignedArgument] = []
+        first_inside: Optional[int] = None
+        already: List[int] = []
         for k in self._around(anchor):
-            arg = self.found[k]
-            span = (arg.start, arg.end)
+            span = self.spans[k]
             if span in placed_set:
-                already.append(arg)
+                already.append(k)
             elif _inside_another(span, placed):
                 if first_inside is None:
-                    first_inside = arg
+                    first_inside = k
             else:
-                return arg
+                return k
         if first_inside is not None:
             return first_inside
-        return min(already, key=lambda a: _inside_another((a.start, a.end), placed))  # stable: nearest first
+        return min(already, key=lambda k: _inside_another(self.spans[k], placed))  # stable: nearest first
 
 
-def _closest_pair(heads: List[AlignedArgument],
-                  tails: List[AlignedArgument]) -> Tuple[AlignedArgument, AlignedArgument]:
+def _closest_pair(heads: _Options, tails: _Options) -> Tuple[AlignedArgument, AlignedArgument]:
     """The (head, tail) pair with the nearest offsets, then the earliest head; at equal distance the tail listed
     first. Arguments of one relation sit near each other."""
-    options = _Options(tails)
-    best: Optional[Tuple[int, int, int]] = None
-    best_head = heads[0]
-    for head in heads:
-        distance, k = options.nearest_ties_in_order(head.start)
-        if best is None or (distance, head.start) < best[:2]:
-            best, best_head = (distance, head.start, k), head
+    best: Optional[Tuple[int, int, int, int]] = None  # distance, head start, head index, tail index
+    for h, (start, _) in enumerate(heads.spans):
+        distance, t = tails.nearest_ties_in_order(start)
+        if best is None or (distance, start) < best[:2]:
+            best = (distance, start, h, t)
     assert best is not None
-    return best_head, tails[best[2]]
+    return heads.arg(best[2]), tails.arg(best[3])
 
 
 def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -> AlignmentResult:
@@ -359,6 +363,7 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     result = AlignmentResult()
     entity_spans: List[AlignedEntity] = []
     entity_at: Dict[CharSpan, Tuple[int, AlignedEntity]] = {}  # span -> (generation order, entity)
+    known: Dict[Tuple[str, Optional[str], int], Optional[_Options]] = {}
 
     def count(status: str) -> None:
         result.mentions += 1
@@ -367,16 +372,21 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
         elif status == "duplicate":
             result.duplicates += 1
 
-    def candidates(mention: Mention) -> List[AlignedArgument]:
+    def candidates(mention: Mention) -> Optional[_Options]:
         """Where an argument may point: mentions the model also named as entities (in the order it named
-        them) first, else every occurrence."""
+        them) first, else every occurrence; None where the string is not in the text."""
         spans = aligner.occurrences(mention.text)
         count("ok" if spans else "missing")
-        named = sorted(entity_at[span] for span in spans if span in entity_at
-                       and mention.label in (None, entity_at[span][1].label))
-        if named:
-            return [AlignedArgument(e.start, e.end, mention.label or e.label) for _, e in named]
-        return [AlignedArgument(start, end, mention.label) for start, end in spans]
+        key = (mention.text, mention.label, len(entity_spans))  # entities are only ever added
+        if key not in known:
+            named = sorted(entity_at[span] for span in spans if span in entity_at
+                           and mention.label in (None, entity_at[span][1].label))
+            if named:
+                known[key] = _Options([(e.start, e.end) for _, e in named],
+                                      [mention.label or e.label for _, e in named])
+            else:
+                known[key] = _Options(spans, [mention.label] * len(spans)) if spans else None
+        return known[key]
 
     for inst in instances:
         if isinstance(inst, EntityInstance):
@@ -401,7 +411,7 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
 
 
 def _align_event(inst: EventInstance, aligner: StringAligner,
-                 candidates: Callable[[Mention], List[AlignedArgument]],
+                 candidates: Callable[[Mention], Optional[_Options]],
                  count: Callable[[str], None]) -> Optional[AlignedEvent]:
     """Pick the trigger occurrence closest to the event's arguments, then each argument closest to it.
 
@@ -412,12 +422,12 @@ def _align_event(inst: EventInstance, aligner: StringAligner,
     count("ok" if triggers else "missing")
     if not triggers:
         return None
-    options = [(role, _Options(found)) for role, found in
-               ((role, candidates(mention)) for role, mention in inst.arguments) if found]
+    found = [(role, candidates(mention)) for role, mention in inst.arguments]
+    options = [(role, option) for role, option in found if option]
     if len(triggers) == 1:
         trigger = triggers[0]
     elif options:
-        trigger = min(triggers, key=lambda t: (sum(abs(o.nearest(t[0]).start - t[0]) for _, o in options), t[0]))
+        trigger = min(triggers, key=lambda t: (sum(o.distance(t[0]) for _, o in options), t[0]))
     else:
         taken, _ = aligner.take(inst.trigger, "trigger:" + inst.label)
         trigger = taken or triggers[0]
@@ -426,10 +436,10 @@ def _align_event(inst: EventInstance, aligner: StringAligner,
     placed_set: Set[CharSpan] = {trigger}
     for role, option in options:
         # a string named twice takes two places; a place inside another argument comes last; then distance
-        chosen = option.free_nearest(trigger[0], placed, placed_set)
+        chosen = option.arg(option.free_nearest(trigger[0], placed, placed_set), role)
         placed.append((chosen.start, chosen.end))
         placed_set.add((chosen.start, chosen.end))
-        event.arguments.append(AlignedArgument(chosen.start, chosen.end, chosen.label, role))
+        event.arguments.append(chosen)
     return event
 
 
