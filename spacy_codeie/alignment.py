@@ -1,27 +1,80 @@
 """Mention strings -> character spans -> token spans.
 
-Strings are matched in generation order, each used at most as often as it occurs in the window: exact match
-first, then case-insensitive (per character, so offsets never shift even where case folding changes
-lengths), then with whitespace runs collapsed. A string not in the text is a hallucination: dropped and
+Strings are matched in generation order, each used at most as often as it occurs in the window. Matching tries,
+in turn: the exact string; case-insensitive per character (offsets never shift, even where case folding
+changes lengths); with whitespace runs collapsed; and last, caseless across Unicode normalization forms (NFC
+and NFD, compatibility forms such as 'ﬁ', case-folding expansions such as 'ß' and 'SS', final sigma). Every
+rewritten form keeps the original span of each of its characters and a match must start and end on the edge
+of an original character, so offsets stay exact. A string not in the text is a hallucination: dropped and
 counted, never guessed. Offsets are local to one window and never cross its boundary.
+
+The choices below are made with sorted occurrence lists, queues and a prefix-maximum tree, so a mention that
+occurs n times costs about n log n, not n squared, however many instances name it.
 """
 from __future__ import annotations
 
 import re
+import unicodedata
+from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Dict, List, Literal, Optional, Sequence, Tuple, get_args
+from typing import Callable, Deque, Dict, Iterator, List, Literal, Optional, Sequence, Set, Tuple, get_args
 
 from spacy.tokens import Doc, Span
 
 from .instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 
 CharSpan = Tuple[int, int]
+Unit = Tuple[int, int, str]  # (start, end) of original text and what it is rewritten to
 _WS = re.compile(r"\s+")
+_RUNS = re.compile(r"\s+|\S")
 
 
-def _fold(text: str) -> str:
-    """Lower-case each character on its own, keeping one character per character."""
-    return "".join(low if len(low := ch.lower()) == 1 else ch for ch in text)
+def _fold_char(ch: str) -> str:
+    low = ch.lower()
+    return low if len(low) == 1 else ch
+
+
+def _case_units(text: str) -> Iterator[Unit]:
+    """Each character lower-cased on its own, where that keeps it one character."""
+    for i, ch in enumerate(text):
+        yield i, i + 1, _fold_char(ch)
+
+
+def _collapsed_units(text: str) -> Iterator[Unit]:
+    """Whitespace runs as one space, other characters as in `_case_units`."""
+    for match in _RUNS.finditer(text):
+        ch = match.group()
+        yield match.start(), match.end(), " " if ch.isspace() else _fold_char(ch)
+
+
+def _caseless(piece: str) -> str:
+    return unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", piece).casefold())
+
+
+def _unicode_units(text: str) -> Iterator[Unit]:
+    """Whitespace runs as one space; each base character with its combining marks, decomposed and case-folded.
+
+    A base character and its marks are rewritten together, because normalization reorders marks within
+    that group but never across it; so rewriting unit by unit gives the same string as rewriting the whole.
+    """
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            j = i + 1
+            while j < n and text[j].isspace():
+                j += 1
+            yield i, j, " "
+        else:
+            j = i + 1
+            while j < n and unicodedata.combining(text[j]):
+                j += 1
+            yield i, j, _caseless(text[i:j])
+        i = j
+
+
+def _rewrite(text: str, units: Callable[[str], Iterator[Unit]]) -> str:
+    return "".join(out for _, _, out in units(text)).strip()
 
 
 def _find_all(haystack: str, needle: str) -> List[int]:
@@ -32,21 +85,34 @@ def _find_all(haystack: str, needle: str) -> List[int]:
     return starts
 
 
-class _Collapsed:
-    """The text with whitespace runs collapsed to one space, and a map back to original offsets."""
+class _Projection:
+    """A rewritten copy of the text that remembers, for each of its characters, where in the original it came
+    from; matches in the copy map back to exact original offsets."""
 
-    def __init__(self, text: str):
-        chars: List[str] = []
-        index: List[int] = []
-        for match in re.finditer(r"\s+|\S+", text):
-            if match.group().isspace():
-                chars.append(" ")
-                index.append(match.start())
-            else:
-                chars.extend(match.group())
-                index.extend(range(match.start(), match.end()))
-        self.text = "".join(chars)
-        self.index = index
+    def __init__(self, text: str, units: Callable[[str], Iterator[Unit]]):
+        pieces: List[str] = []
+        self._start: List[int] = []  # original start of the unit of each rewritten character
+        self._end: List[int] = []
+        self._edge: Set[int] = set()  # rewritten offsets where a unit begins (and len: where the last ends)
+        for start, end, out in units(text):
+            self._edge.add(len(self._start))
+            pieces.append(out)
+            self._start.extend([start] * len(out))
+            self._end.extend([end] * len(out))
+        self._edge.add(len(self._start))
+        self.text = "".join(pieces)
+
+    def find(self, needle: str) -> List[CharSpan]:
+        """Original spans of the needle's matches that begin and end on unit edges ('s' is not half of 'ß')."""
+        if not needle:
+            return []
+        size = len(needle)
+        return [(self._start[s], self._end[s + size - 1]) for s in _find_all(self.text, needle)
+                if s in self._edge and s + size in self._edge]
+
+
+# The matching strategies after the exact one, in the order they are tried.
+_STRATEGIES: Tuple[Callable[[str], Iterator[Unit]], ...] = (_case_units, _collapsed_units, _unicode_units)
 
 
 @dataclass
@@ -88,10 +154,93 @@ class AlignmentResult:
     duplicates: int = 0  # strings generated more often than they occur
 
 
-def _inside_another(span: CharSpan, placed: List[CharSpan]) -> bool:
+def _inside_another(span: CharSpan, placed: Sequence[CharSpan]) -> bool:
     """Whether `span` lies within a different span already placed."""
     start, end = span
     return any(s <= start and end <= e and (s, e) != span for s, e in placed)
+
+
+class _PrefixMax:
+    """Largest end of the spans added so far that start at or before a position (a Fenwick tree)."""
+
+    def __init__(self, size: int):
+        self._tree = [-1] * (size + 1)
+
+    def add(self, start: int, end: int) -> None:
+        i = start + 1
+        while i < len(self._tree):
+            if self._tree[i] < end:
+                self._tree[i] = end
+            i += i & -i
+
+    def upto(self, start: int) -> int:
+        i, best = min(start + 1, len(self._tree) - 1), -1
+        while i > 0:
+            if self._tree[i] > best:
+                best = self._tree[i]
+            i -= i & -i
+        return best
+
+
+class _Queues:
+    """The free occurrences of one mention under one label in one channel, sorted by offset, in the order they
+    are preferred: outside placed mentions on word boundaries, outside placed mentions, the same inside placed
+    ones, and last the places another label already holds."""
+
+    def __init__(self, whole: List[CharSpan], cut: List[CharSpan]):
+        self.outside: Tuple[Deque[CharSpan], Deque[CharSpan]] = (deque(whole), deque(cut))
+        self.inside: Tuple[Deque[CharSpan], Deque[CharSpan]] = (deque(), deque())
+        self.held: Deque[CharSpan] = deque()
+
+
+class _Channel:
+    """Occurrences handed out in one channel: each occurrence once per label, so a string generated under two
+    labels keeps a place under each, as it would from two separate prompts."""
+
+    def __init__(self, length: int):
+        self.taken: Set[CharSpan] = set()  # by any label
+        self.by_label: Dict[Optional[str], Set[CharSpan]] = {}
+        self.cover = _PrefixMax(length)
+        self.queues: Dict[Tuple[str, Optional[str]], _Queues] = {}
+
+    def covered(self, span: CharSpan) -> bool:
+        """Within a taken span; a free span is never itself taken, so any covering span is a different one."""
+        return self.cover.upto(span[0]) >= span[1]
+
+    def place(self, span: CharSpan, label: Optional[str]) -> None:
+        self.by_label.setdefault(label, set()).add(span)
+        if span not in self.taken:
+            self.taken.add(span)
+            self.cover.add(*span)
+
+    def best(self, queues: _Queues, label: Optional[str]) -> Optional[CharSpan]:
+        used = self.by_label.get(label, set())
+        for outside, inside in zip(queues.outside, queues.inside):
+            while outside:
+                span = outside.popleft()
+                if span in used:
+                    continue
+                if span in self.taken:  # another label's place: only when no free one is left
+                    queues.held.append(span)
+                    continue
+                if self.covered(span):  # stays covered: spans are only ever added
+                    inside.append(span)
+                    continue
+                return span
+        for inside in queues.inside:
+            while inside:
+                span = inside.popleft()
+                if span in used:
+                    continue
+                if span in self.taken:
+                    queues.held.append(span)
+                    continue
+                return span
+        while queues.held:
+            span = queues.held.popleft()
+            if span not in used:
+                return span
+        return None
 
 
 class StringAligner:
@@ -99,71 +248,132 @@ class StringAligner:
 
     def __init__(self, text: str):
         self.text = text
-        self._folded: Optional[str] = None
-        self._collapsed: Optional[_Collapsed] = None
-        self._collapsed_folded: Optional[str] = None
+        self._projections: Dict[int, _Projection] = {}
         self._cache: Dict[str, List[CharSpan]] = {}
-        self._taken: Dict[str, List[CharSpan]] = {}
+        self._channels: Dict[str, _Channel] = {}
 
     def occurrences(self, mention: str) -> List[CharSpan]:
-        """Every place the mention occurs, by the first matching strategy that finds any."""
-        if mention in self._cache:
-            return self._cache[mention]
+        """Every place the mention occurs, in text order, by the first matching strategy that finds any."""
+        found = self._cache.get(mention)
+        if found is not None:
+            return found
         spans: List[CharSpan] = []
         needle = mention.strip()
         if needle:
             spans = [(s, s + len(needle)) for s in _find_all(self.text, needle)]
-            if not spans:
-                if self._folded is None:
-                    self._folded = _fold(self.text)
-                folded = _fold(needle)
-                spans = [(s, s + len(folded)) for s in _find_all(self._folded, folded)]
-            if not spans:
-                spans = self._collapsed_occurrences(needle)
+            for level, units in enumerate(_STRATEGIES):
+                if spans:
+                    break
+                if level not in self._projections:
+                    self._projections[level] = _Projection(self.text, units)
+                spans = self._projections[level].find(_rewrite(needle, units))
         self._cache[mention] = spans
         return spans
 
-    def _collapsed_occurrences(self, mention: str) -> List[CharSpan]:
-        if self._collapsed is None:
-            self._collapsed = _Collapsed(self.text)
-            self._collapsed_folded = _fold(self._collapsed.text)
-        needle = _fold(_WS.sub(" ", mention.strip()))
-        index = self._collapsed.index
-        spans = []
-        for s in _find_all(self._collapsed_folded, needle):
-            last = s + len(needle) - 1
-            spans.append((index[s], index[last] + 1))
-        return spans
-
-    def _rank(self, span: CharSpan, taken: List[CharSpan]) -> Tuple[bool, bool, int]:
-        """Prefer occurrences outside mentions already placed, then whole words, then text order."""
+    def _cuts_word(self, span: CharSpan) -> bool:
         start, end = span
-        inside_other = _inside_another(span, taken)
-        cuts_word = (start > 0 and self.text[start - 1].isalnum() and self.text[start].isalnum()) or (
-            end < len(self.text) and self.text[end].isalnum() and self.text[end - 1].isalnum()
+        text = self.text
+        return (start > 0 and text[start - 1].isalnum() and text[start].isalnum()) or (
+            end < len(text) and text[end].isalnum() and text[end - 1].isalnum()
         )
-        return inside_other, cuts_word, start
 
-    def take(self, mention: str, channel: str, label: str = "") -> Tuple[Optional[CharSpan], str]:
+    def take(self, mention: str, channel: str, label: Optional[str] = None) -> Tuple[Optional[CharSpan], str]:
         """The best unused occurrence of `mention` in `channel`, with 'ok', 'missing' or 'duplicate'.
 
         Each occurrence is handed out once per channel and label, so a string generated k times takes k places,
-        and one generated under two labels takes a place under each (as it would from two separate prompts);
-        a place no other label holds comes first.
+        and one generated under two labels takes a place under each. Preferred are occurrences no other label
+        holds, outside mentions already placed, then on word boundaries, then the first in the text.
         """
         spans = self.occurrences(mention)
         if not spans:
             return None, "missing"
-        taken = self._taken.setdefault(channel, [])
-        used = self._taken.setdefault(f"{channel}:{label}", []) if label else taken
-        free = [span for span in spans if span not in used]
-        if not free:
+        state = self._channels.get(channel)
+        if state is None:
+            state = self._channels[channel] = _Channel(len(self.text))
+        queues = state.queues.get((mention, label))
+        if queues is None:
+            cuts = [self._cuts_word(span) for span in spans]
+            queues = state.queues[(mention, label)] = _Queues([s for s, c in zip(spans, cuts) if not c],
+                                                              [s for s, c in zip(spans, cuts) if c])
+        best = state.best(queues, label)
+        if best is None:
             return None, "duplicate"
-        best = min(free, key=lambda span: (span in taken, self._rank(span, taken)))
-        taken.append(best)
-        if used is not taken:
-            used.append(best)
+        state.place(best, label)
         return best, "ok"
+
+
+class _Options:
+    """Where one argument may point (spans and labels in the order candidates() lists them), sorted by offset
+    for nearest-occurrence look-ups. Shared between instances; each pick makes a fresh AlignedArgument."""
+
+    def __init__(self, spans: List[CharSpan], labels: List[Optional[str]]):
+        self.spans = spans
+        self.labels = labels
+        self.order = sorted(range(len(spans)), key=lambda k: spans[k][0])
+        self.starts = [spans[k][0] for k in self.order]
+
+    def arg(self, k: int, role: Optional[str] = None) -> AlignedArgument:
+        start, end = self.spans[k]
+        return AlignedArgument(start, end, self.labels[k], role)
+
+    def _around(self, anchor: int) -> Iterator[int]:
+        """Indices into `spans` by distance from `anchor`, the earlier offset first at equal distance."""
+        right = bisect_left(self.starts, anchor)
+        left = right - 1
+        while left >= 0 or right < len(self.starts):
+            if right >= len(self.starts) or (left >= 0 and anchor - self.starts[left] <= self.starts[right] - anchor):
+                yield self.order[left]
+                left -= 1
+            else:
+                yield self.order[right]
+                right += 1
+
+    def distance(self, anchor: int) -> int:
+        """How far the nearest option starts from `anchor`."""
+        right = bisect_left(self.starts, anchor)
+        return min(abs(self.starts[j] - anchor) for j in (right - 1, right) if 0 <= j < len(self.starts))
+
+    def nearest_ties_in_order(self, anchor: int) -> Tuple[int, int]:
+        """(distance, index in `spans`) of the nearest option; at equal distance the one listed first."""
+        right = bisect_left(self.starts, anchor)
+        best: Optional[Tuple[int, int]] = None
+        for j in (right - 1, right):
+            if 0 <= j < len(self.starts):
+                key = (abs(self.starts[j] - anchor), self.order[j])
+                if best is None or key < best:
+                    best = key
+        assert best is not None
+        return best
+
+    def free_nearest(self, anchor: int, placed: List[CharSpan], placed_set: Set[CharSpan]) -> int:
+        """The nearest option not yet placed and not inside a placed span; else the nearest inside one; else
+        the best of those placed already (a string named more often than it occurs)."""
+        first_inside: Optional[int] = None
+        already: List[int] = []
+        for k in self._around(anchor):
+            span = self.spans[k]
+            if span in placed_set:
+                already.append(k)
+            elif _inside_another(span, placed):
+                if first_inside is None:
+                    first_inside = k
+            else:
+                return k
+        if first_inside is not None:
+            return first_inside
+        return min(already, key=lambda k: _inside_another(self.spans[k], placed))  # stable: nearest first
+
+
+def _closest_pair(heads: _Options, tails: _Options) -> Tuple[AlignedArgument, AlignedArgument]:
+    """The (head, tail) pair with the nearest offsets, then the earliest head; at equal distance the tail listed
+    first. Arguments of one relation sit near each other."""
+    best: Optional[Tuple[int, int, int, int]] = None  # distance, head start, head index, tail index
+    for h, (start, _) in enumerate(heads.spans):
+        distance, t = tails.nearest_ties_in_order(start)
+        if best is None or (distance, start) < best[:2]:
+            best = (distance, start, h, t)
+    assert best is not None
+    return heads.arg(best[2]), tails.arg(best[3])
 
 
 def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -> AlignmentResult:
@@ -171,6 +381,8 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     aligner = StringAligner(text)
     result = AlignmentResult()
     entity_spans: List[AlignedEntity] = []
+    entity_at: Dict[CharSpan, Tuple[int, AlignedEntity]] = {}  # span -> (generation order, entity)
+    known: Dict[Tuple[str, Optional[str], int], Optional[_Options]] = {}
 
     def count(status: str) -> None:
         result.mentions += 1
@@ -179,31 +391,36 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
         elif status == "duplicate":
             result.duplicates += 1
 
-    def candidates(mention: Mention) -> List[AlignedArgument]:
-        """Where an argument may point: mentions the model also named as entities first, else every occurrence."""
+    def candidates(mention: Mention) -> Optional[_Options]:
+        """Where an argument may point: mentions the model also named as entities (in the order it named
+        them) first, else every occurrence; None where the string is not in the text."""
         spans = aligner.occurrences(mention.text)
         count("ok" if spans else "missing")
-        named = [AlignedArgument(e.start, e.end, mention.label or e.label) for e in entity_spans
-                 if (e.start, e.end) in spans and mention.label in (None, e.label)]
-        return named or [AlignedArgument(start, end, mention.label) for start, end in spans]
-
-    def nearest(options: List[AlignedArgument], anchor: int) -> AlignedArgument:
-        return min(options, key=lambda a: (abs(a.start - anchor), a.start))
+        key = (mention.text, mention.label, len(entity_spans))  # entities are only ever added
+        if key not in known:
+            named = sorted(entity_at[span] for span in spans if span in entity_at
+                           and mention.label in (None, entity_at[span][1].label))
+            if named:
+                known[key] = _Options([(e.start, e.end) for _, e in named],
+                                      [mention.label or e.label for _, e in named])
+            else:
+                known[key] = _Options(spans, [mention.label] * len(spans)) if spans else None
+        return known[key]
 
     for inst in instances:
         if isinstance(inst, EntityInstance):
             span, status = aligner.take(inst.text, "entity", inst.label)
             count(status)
             if span:
-                entity_spans.append(AlignedEntity(span[0], span[1], inst.label))
+                entity_at[span] = (len(entity_spans), AlignedEntity(span[0], span[1], inst.label))
+                entity_spans.append(entity_at[span][1])
         elif isinstance(inst, RelationInstance):
             heads, tails = candidates(inst.head), candidates(inst.tail)
-            if heads and tails:  # the closest pair: arguments of one relation sit near each other
-                head, tail = min(((h, t) for h in heads for t in tails),
-                                 key=lambda pair: (abs(pair[0].start - pair[1].start), pair[0].start))
+            if heads and tails:
+                head, tail = _closest_pair(heads, tails)
                 result.relations.append(AlignedRelation(inst.label, head, tail))
         elif isinstance(inst, EventInstance):
-            event = _align_event(inst, aligner, candidates, nearest, count)
+            event = _align_event(inst, aligner, candidates, count)
             if event is not None:
                 result.events.append(event)
     result.entities = entity_spans
@@ -212,7 +429,9 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     return result
 
 
-def _align_event(inst: EventInstance, aligner: StringAligner, candidates, nearest, count) -> Optional[AlignedEvent]:
+def _align_event(inst: EventInstance, aligner: StringAligner,
+                 candidates: Callable[[Mention], Optional[_Options]],
+                 count: Callable[[str], None]) -> Optional[AlignedEvent]:
     """Pick the trigger occurrence closest to the event's arguments, then each argument closest to it.
 
     Several events may share one trigger (FewFC lists one event per shareholder under a single verb), so a
@@ -222,27 +441,24 @@ def _align_event(inst: EventInstance, aligner: StringAligner, candidates, neares
     count("ok" if triggers else "missing")
     if not triggers:
         return None
-    options = [(role, candidates(mention)) for role, mention in inst.arguments]
-    options = [(role, found) for role, found in options if found]
+    found = [(role, candidates(mention)) for role, mention in inst.arguments]
+    options = [(role, option) for role, option in found if option]
     if len(triggers) == 1:
         trigger = triggers[0]
     elif options:
-        trigger = min(triggers, key=lambda t: (sum(abs(nearest(found, t[0]).start - t[0]) for _, found in options), t[0]))
+        trigger = min(triggers, key=lambda t: (sum(o.distance(t[0]) for _, o in options), t[0]))
     else:
         taken, _ = aligner.take(inst.trigger, "trigger:" + inst.label)
         trigger = taken or triggers[0]
     event = AlignedEvent(inst.label, trigger)
     placed: List[CharSpan] = [trigger]
-    for role, found in options:
+    placed_set: Set[CharSpan] = {trigger}
+    for role, option in options:
         # a string named twice takes two places; a place inside another argument comes last; then distance
-        chosen = min(found, key=lambda a: (
-            (a.start, a.end) in placed,
-            _inside_another((a.start, a.end), placed),
-            abs(a.start - trigger[0]),
-            a.start,
-        ))
+        chosen = option.arg(option.free_nearest(trigger[0], placed, placed_set), role)
         placed.append((chosen.start, chosen.end))
-        event.arguments.append(AlignedArgument(chosen.start, chosen.end, chosen.label, role))
+        placed_set.add((chosen.start, chosen.end))
+        event.arguments.append(chosen)
     return event
 
 

@@ -1,29 +1,45 @@
 """Generated code -> typed instances. The text is untrusted: it is read with `ast` and never run.
 
-The parser accepts the continuation after `results = [`, a whole `results = [...]` statement, or a fenced
-code block, and recovers every complete instance from a cut-off or partly broken list: the list body is split
-into its top-level items by a small string-aware scanner, and each item is parsed on its own.
+A completion continues `results = [`. Raw-text models often restate the list (`results = [...]`, a fenced
+code block) or run on into an invented next turn, so the answer is found in this order: the completion's own
+continuation, up to where its list closes; else, where the completion restates the list before writing any
+item, the restated list. The list body is split into its top-level items by a string-aware scanner, and each
+item is parsed on its own, so every complete instance of a cut-off or partly broken list is recovered.
+A string cannot run past the end of its line (code models write one-line strings): a quote left open breaks
+only the item it is in, and scanning starts afresh on the next line.
 """
 from __future__ import annotations
 
 import ast
 import re
+import warnings
 from typing import List, Optional, Tuple
 
 from .instances import EntityInstance, EventInstance, Mention, ParseResult, RelationInstance
 from .schema.types import ANY_ENTITY, EntityType, EventType, RelationType, Schema
 
-_FENCE = re.compile(r"```[ \t]*(?:python|py)?[ \t]*\n(.*?)(?:```|\Z)", re.S | re.I)
-_RESULTS = re.compile(r"\bresults\s*=\s*\[")
+# Where a completion starts the list over: a code fence (opening or closing) or `results = [`.
+_OPENER = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*(?:\n|\Z)|\bresults[ \t]*=[ \t]*\[", re.I)
+_BARE_LIST = re.compile(r"\s*\[")
+# A complete item: a call, `Name(...)`. Text before a restated list that holds one is the answer itself.
+_CALL_ITEM = re.compile(r"[^\W\d]\w*\s*\(.*\)\Z", re.S)
+# The characters that change the scanner's state; everything between them is skipped in one step.
+_OUTSIDE = re.compile(r"[\"'()\[\]{},\n]")
+_INSIDE = {'"': re.compile(r'["\\\n]'), "'": re.compile(r"['\\\n]")}
 # Items longer than this are not instances a model could mean; parsing them only costs time.
 MAX_ITEM_CHARS = 20_000
 
+SEPARATOR = "separator"  # a comma or line break between items
+CLOSE = "close"  # the bracket that closes the list
+BROKEN = "broken"  # a line break inside a string: the item it is in is broken
+
 
 class ListScanner:
-    """Tracks bracket depth and string state over a stream of characters.
+    """Tracks bracket depth and string state over a stream of text.
 
-    Used both to split a completion into items and, fed token by token, to stop generation as soon as the
-    list closes. Depth starts at 1: the caller is already inside `results = [`.
+    One scanner decides both where the list closes (backends feed it token by token to stop generation) and
+    where its items start and end (the parser), so the two never disagree. Depth starts at 1: the caller is
+    already inside `results = [`.
     """
 
     def __init__(self) -> None:
@@ -32,65 +48,115 @@ class ListScanner:
         self.escaped = False
         self.closed = False
 
-    def feed(self, ch: str) -> None:
-        if self.closed:
-            return
-        if self.quote:
+    def step(self, text: str, i: int = 0, end: Optional[int] = None) -> Tuple[int, Optional[str]]:
+        """Scan `text[i:end]` to the next event; return the position just past it and the event (None at `end`)."""
+        end = len(text) if end is None else end
+        while i < end and not self.closed:
             if self.escaped:
                 self.escaped = False
-            elif ch == "\\":
-                self.escaped = True
-            elif ch == self.quote or ch == "\n":  # a newline ends a broken single-line string
-                self.quote = None
-        elif ch in "\"'":
-            self.quote = ch
-        elif ch in "([{":
-            self.depth += 1
-        elif ch in ")]}":
-            self.depth -= 1
-            if self.depth == 0:
-                self.closed = True
+                i += 1
+                continue
+            if self.quote:
+                match = _INSIDE[self.quote].search(text, i, end)
+                if match is None:
+                    return end, None
+                i = match.end()
+                ch = match.group()
+                if ch == "\\":
+                    self.escaped = True
+                elif ch == "\n":  # a one-line string left open: drop what it was in, start afresh
+                    self.quote = None
+                    self.depth = 1
+                    return i, BROKEN
+                else:
+                    self.quote = None
+                continue
+            match = _OUTSIDE.search(text, i, end)
+            if match is None:
+                return end, None
+            i = match.end()
+            ch = match.group()
+            if ch in "\"'":
+                self.quote = ch
+            elif ch in "([{":
+                self.depth += 1
+            elif ch in ")]}":
+                self.depth -= 1
+                if self.depth == 0:
+                    self.closed = True
+                    return i, CLOSE
+            elif self.depth == 1:
+                return i, SEPARATOR
+        return i, None
 
-    def feed_text(self, text: str) -> None:
-        for ch in text:
-            self.feed(ch)
-            if self.closed:
-                return
+    def feed_text(self, text: str) -> Optional[int]:
+        """Consume `text`; return the index just past the bracket that closes the list, if it is in `text`."""
+        i = 0
+        while not self.closed:
+            i, event = self.step(text, i)
+            if event is None:
+                return None
+            if event == CLOSE:
+                return i
+        return None
 
-
-def list_body(completion: str) -> str:
-    """The text after the opening bracket of the results list (or the whole text if there is none)."""
-    fenced = _FENCE.search(completion)
-    if fenced:
-        completion = fenced.group(1)
-    match = _RESULTS.search(completion)
-    if match:
-        return completion[match.end():]
-    stripped = completion.lstrip()
-    if stripped.startswith("[") and not stripped.startswith("[]"):
-        return stripped[1:]
-    if stripped.startswith("[]"):
-        return "]"
-    return completion
+    def feed(self, ch: str) -> None:
+        self.feed_text(ch)
 
 
 def split_items(body: str) -> Tuple[List[str], bool]:
     """Top-level items of a list body, and whether the list was closed."""
-    items: List[str] = []
     scanner = ListScanner()
-    current: List[str] = []
-    for ch in body:
-        at_top = scanner.depth == 1 and scanner.quote is None
-        if at_top and ch in ",\n":
-            items.append("".join(current))
-            current = []
-            continue
-        scanner.feed(ch)
-        if scanner.closed:
+    items: List[str] = []
+    start = i = 0
+    while True:
+        i, event = scanner.step(body, i)
+        if event is None:
+            items.append(body[start:])
             break
-        current.append(ch)
-    items.append("".join(current))
+        items.append(body[start:i - 1])  # without the separator, line break or closing bracket
+        start = i
+        if event == CLOSE:
+            break
     return [item.strip() for item in items if item.strip()], scanner.closed
+
+
+def _holds_an_item(text: str) -> bool:
+    return any(_CALL_ITEM.match(item) for item in split_items(text)[0])
+
+
+def _first_opener(text: str, pos: int) -> Optional["re.Match[str]"]:
+    """The first place after `pos` where the text starts the list over, unless the list continued from `pos`
+    closes before it. Openers inside strings do not count."""
+    scanner = ListScanner()
+    i = pos
+    for match in _OPENER.finditer(text, pos):
+        while i < match.start():
+            i, event = scanner.step(text, i, match.start())
+            if event == CLOSE:
+                return None
+            if event is None:
+                break
+        if scanner.quote is None and not scanner.escaped:
+            return match
+    return None
+
+
+def list_body(completion: str) -> str:
+    """The text that continues the results list: the completion's own continuation if it holds an item or
+    closes the list before any restatement, else the list it restates (`results = [`, a fence, a bare `[`)."""
+    pos = 0
+    while True:
+        bare = _BARE_LIST.match(completion, pos)
+        if bare:
+            pos = bare.end()
+            continue
+        opener = _first_opener(completion, pos)
+        if opener is None:
+            return completion[pos:]
+        if _holds_an_item(completion[pos:opener.start()]):
+            return completion[pos:opener.start()]
+        pos = opener.end()
 
 
 def _string(node: ast.AST) -> Optional[str]:
@@ -115,8 +181,10 @@ class CodeParser:
         result.truncated = not closed
         if not items and closed:
             return result
-        for item in items:
-            self._parse_item(item, result)
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: model output, not user code
+            warnings.simplefilter("ignore", SyntaxWarning)
+            for item in items:
+                self._parse_item(item, result)
         return result
 
     # ---- one item --------------------------------------------------------------------------

@@ -108,3 +108,68 @@ def test_strict_mode_refuses_partial_tokens():
     doc = spacy.blank("en")("Ada Lovelaces wrote.")
     assert token_span(doc, 4, 12, "PER", mode="strict") is None
     assert token_span(doc, 4, 12, "PER", mode="expand").text == "Lovelaces"
+
+
+@pytest.mark.parametrize("text, mention, expected", [
+    ("Cafe\u0301 Noir opened.", "Café Noir", "Cafe\u0301 Noir"),  # NFC mention, NFD text
+    ("Café Noir opened.", "Cafe\u0301 Noir", "Café Noir"),  # NFD mention, NFC text
+    ("Die Straße ist lang.", "STRASSE", "Straße"),  # case folding expands ß
+    ("DIE STRASSE IST LANG.", "Straße", "STRASSE"),
+    ("The ﬁnance office.", "finance", "ﬁnance"),  # a compatibility ligature
+    ("ΟΔΥΣΣΕΥΣ came home.", "Οδυσσευς", "ΟΔΥΣΣΕΥΣ"),  # final sigma
+    ("Cafe\u0301\n  Noir opened.", "café noir", "Cafe\u0301\n  Noir"),  # and whitespace and case together
+    ("한국 is Korea", "\u1112\u1161\u11ab\u1100\u116e\u11a8", "한국"),  # Hangul written as jamo
+])
+def test_unicode_forms_match_with_exact_offsets(text, mention, expected):
+    result = align_instances(text, [EntityInstance("X", mention)])
+    assert result.hallucinated == 0
+    (entity,) = result.entities
+    assert text[entity.start:entity.end] == expected
+
+
+@pytest.mark.parametrize("text, mention", [
+    ("Die Straße ist lang.", "Stras"),  # half of ß is not a match
+    ("Café Noir", "Cafe"),  # e is not é
+    ("The ﬁnance desk.", "f"),
+])
+def test_unicode_matching_never_splits_a_character(text, mention):
+    result = align_instances(text, [EntityInstance("X", mention)])
+    assert result.entities == [] and result.hallucinated == 1
+
+
+def test_unicode_forms_on_the_doc():
+    nlp = spacy.blank("de")
+    doc = nlp("Die Straße in Köln ist lang.")
+    (start, end), = StringAligner(doc.text).occurrences("KO\u0308LN")
+    assert token_span(doc, start, end, "LOC").text == "Köln"
+
+
+def _work(instances, text):
+    """Python function calls and builtin calls made while aligning: a measure of work that load cannot skew."""
+    import sys
+
+    calls = 0
+
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        align_instances(text, instances)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_alignment_work_grows_near_linearly_with_occurrences():
+    def case(n):
+        text = " ".join(f"Ada met Bob at site {i} ." for i in range(n))
+        instances = ([EntityInstance("PER", "Ada")] * n
+                     + [RelationInstance("MET", Mention("Bob"), Mention("Ada"))] * 5
+                     + [EventInstance("MEET", "met", (("a", Mention("Bob")), ("b", Mention("site"))))] * 5)
+        return _work(instances, text)
+
+    small, large = case(30), case(300)
+    assert large < 25 * small  # 10x the occurrences: about 10x the work (quadratic would be 100x)

@@ -1,10 +1,9 @@
 import pytest
 
+from conftest import PAPER_SCHEMA
 from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
 from spacy_codeie.parsing import CodeParser, ListScanner, split_items
 from spacy_codeie.schema import schema_from_mapping
-
-from conftest import PAPER_SCHEMA
 
 SCHEMA = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
 
@@ -106,3 +105,51 @@ def test_scanner_closes_on_the_outer_bracket_only():
 def test_split_items_ignores_separators_inside_calls():
     items, closed = split_items('A(1,\n 2), B("x,\\ny")\nC()]')
     assert items == ["A(1,\n 2)", 'B("x,\\ny")', "C()"] and closed
+
+
+@pytest.mark.parametrize("text", [
+    'Person("Ada")]\nInput:\nsentence = "Bob met Eve."\nOutput:\nresults = [Person("Bob")]',
+    'Person("Ada")]\n```\n',
+    'Person("Ada")\n```\n\nInput:\nresults = [Person("Bob")]',  # no closing bracket: cut at the fence
+    'Person("Ada"),\nInput:\nsentence = "x"\nOutput:\nresults = [Person("Bob")]',
+    'results = [Person("Ada")]\n\nresults = [Person("Bob")]',
+    "Here's the answer:\n```python\nresults = [Person(\"Ada\")]\n```\nresults = [Person(\"Bob\")]",
+])
+def test_the_answers_own_continuation_comes_first(parser, text):
+    assert parser.parse(text).instances == [EntityInstance("PERSON", "Ada")]
+
+
+def test_a_restatement_inside_a_string_is_not_one(parser):
+    result = parser.parse('Org("results = [Person(\\"Bob\\")]"), Person("Ada")]')
+    assert result.instances == [EntityInstance("ORG", 'results = [Person("Bob")]'), EntityInstance("PERSON", "Ada")]
+
+
+def test_an_unterminated_string_breaks_only_its_own_item(parser):
+    result = parser.parse('Person("Ada),\nOrg("Acme"),\nPerson(\'Bob)\nPerson("Eve")]\nresults = [Person("X")]')
+    assert result.instances == [EntityInstance("ORG", "Acme"), EntityInstance("PERSON", "Eve")]
+    assert result.unparseable == 2 and not result.truncated
+
+
+def test_a_huge_list_with_one_broken_string_keeps_every_other_item(parser):
+    n = 50_000
+    text = 'Person("Ada),\n' + 'Org("Acme"),\n' * n + "]"
+    result = parser.parse(text)
+    assert len(result.instances) == n and result.unparseable == 1 and not result.truncated
+
+
+def test_the_scanner_stops_where_the_parser_does():
+    text = 'Person("Ada),\nOrg("Acme")]\nInput: more'
+    scanner = ListScanner()
+    assert scanner.feed_text(text) == text.index("]") + 1
+    streamed = ListScanner()
+    for ch in text[:text.index("]")]:
+        streamed.feed(ch)
+    assert not streamed.closed
+    streamed.feed("]")
+    assert streamed.closed
+
+
+def test_odd_literals_warn_nobody(parser, recwarn):
+    result = parser.parse('Person(1if 1 else 2), Org(0x1for x in y), Person("Ada")]')
+    assert result.instances == [EntityInstance("PERSON", "Ada")]
+    assert not [w for w in recwarn if issubclass(w.category, SyntaxWarning)]

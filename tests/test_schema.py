@@ -167,3 +167,74 @@ def test_labels_that_would_shadow_a_prompt_class_get_another_class_name(label, c
     schema = schema_from_mapping({"entities": {label: "x"}, "events": {"E": {"roles": {"agent": [label]}}}})
     assert schema.entities[0].class_name == class_name
     assert schema.entities[0].label == label
+
+
+SMALL = {"entities": {"PER": "a person"}}
+
+
+def test_a_schema_file_with_a_byte_order_mark_loads(tmp_path):
+    as_json = tmp_path / "schema.json"
+    as_json.write_bytes(b"\xef\xbb\xbf" + json.dumps(SMALL).encode("utf8"))
+    as_python = tmp_path / "ontology.py"
+    as_python.write_bytes(b"\xef\xbb\xbf" + ONTOLOGY.encode("utf8"))
+    assert [e.label for e in schema_from_json(as_json).entities] == ["PER"]
+    assert [e.label for e in schema_from_file(as_python).entities] == ["PERSON", "ORG", "Scientist"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("bad.json", b'{"entities": {"P\xff": "x"}}', "not UTF-8 text.*Save it with UTF-8"),
+    ("bad.py", b"class P\xc3(Entity): pass\n", "not UTF-8 text"),
+    ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nests too deeply"),
+    ("deep.py", b"x = " + b"-" * 200_000 + b"1\n", "nests too deeply|not valid Python"),
+    ("deep_annotation.py", b"from spacy_codeie import Entity, Relation\nclass P(Entity): pass\n"
+                           b"class R(Relation):\n    head: P" + b" | P" * 50_000 + b"\n    tail: P\n",
+     "nests too deeply"),
+    ("list.json", b'[{"label": "PER"}]', "holds a JSON array"),
+    ("string.json", b'"PER"', "holds a JSON string"),
+    ("nul.py", b"class P(Entity): pass\x00\n", "not Python source|not valid Python"),
+    ("labels.json", b'{"entity": [{"label": "PER"}, {"description": "no label"}]}', "Item 1 of 'entity'.*'label'"),
+    ("labels2.json", b'{"entity": "PER"}', "'entity' in labels.json must be a list"),
+    ("labels3.json", b'{"event": [{"label": "E", "roles": [{"type": "x"}]}]}', "Item 0 of 'roles'.*'role'"),
+    ("labels4.json", b'{"entity": [{"label": "PER", "description": 3}]}',
+     "description of entity 'PER' must be a string"),
+])
+def test_broken_schema_files_say_what_to_fix(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    loader = schema_from_json if name.endswith(".json") else schema_from_file
+    with pytest.raises(SchemaError, match=message):
+        loader(path)
+
+
+def test_a_huge_schema_file_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from spacy_codeie.schema import loaders
+
+    monkeypatch.setattr(loaders, "MAX_SCHEMA_BYTES", 100)
+    path = tmp_path / "schema.json"
+    path.write_text(json.dumps({"entities": {f"E{i}": "x" for i in range(50)}}), encoding="utf8")
+    with pytest.raises(SchemaError, match="at most 100"):
+        schema_from_json(path)
+
+
+@pytest.mark.parametrize("data, message", [
+    (["PER"], "must be a dict"),
+    ("PER", "must be a dict"),
+    ({"entities": {1: "x"}}, "An entity label must be a non-empty string"),
+    ({"entities": {"PER": {"description": ["x"]}}}, "description of entity 'PER' must be a string"),
+    ({"entities": {"PER": {"class_name": 3}}}, "class_name of entity 'PER' must be a string"),
+    ({"entities": {"PER": "x"}, "relations": {"R": {"head": "PER", "tail": "PER", "examples": "x"}}}, "list of"),
+    ({"entities": {"PER": "x"}, "events": {"E": {"roles": {"a": {"parameter": ["a"]}}}}}, "parameter of role"),
+    ({"entities": {"PER": {"examples": [[[[[[[["x"]]]]]]]]}}}, r"list of strings, not \[+\.\.\.\]+"),
+])
+def test_bad_dict_schemas_say_what_to_fix(data, message):
+    with pytest.raises(SchemaError, match=message):
+        schema_from_mapping(data)
+
+
+def test_a_deeply_nested_dict_schema_fails_with_a_short_message():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(SchemaError, match=r"examples of entity 'PER' must be a list of strings") as err:
+        schema_from_mapping({"entities": {"PER": {"examples": deep}}})
+    assert len(str(err.value)) < 200

@@ -1,13 +1,16 @@
 """Schema loaders registered for configs: from a dict (inline in a config) and from a Python file of classes.
 
 A schema file is read with `ast` and never imported or executed, so an ontology from anyone is safe to load.
+Whatever a file or dict holds, a loader returns a valid schema or raises a SchemaError that says what to fix.
 """
 from __future__ import annotations
 
 import ast
 import json
+import reprlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from spacy.util import registry
 
@@ -24,6 +27,46 @@ from .types import (
 )
 
 BASES = {"Entity": "entity", "Relation": "relation", "Event": "event"}
+# A schema is a few kilobytes; a bigger file is a mistake, and reading it whole would cost memory for nothing.
+MAX_SCHEMA_BYTES = 8 * 1024 * 1024
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, 60, 60
+
+
+def _show(value: Any) -> str:
+    """A short repr for error messages, safe for deeply nested or huge values."""
+    return _SHORT.repr(value)
+
+
+@contextmanager
+def _nesting(where: str) -> Iterator[None]:
+    """Turn the recursion or memory errors of reading absurdly nested data into a SchemaError."""
+    try:
+        yield
+    except (RecursionError, MemoryError):
+        raise SchemaError(f"{where} nests too deeply to be read. A schema is a flat list of types; check that "
+                          "the file is the schema you meant.") from None
+
+
+def _read_text(path: Union[str, Path]) -> str:
+    """The text of a schema file: UTF-8 (a byte-order mark is allowed), at most MAX_SCHEMA_BYTES."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError(f"The schema file {str(path)!r} does not exist. Check the path in your config.")
+    try:
+        size = path.stat().st_size
+        if size > MAX_SCHEMA_BYTES:
+            raise SchemaError(f"The schema file {str(path)!r} has {size:,} bytes; a schema file may have at most "
+                              f"{MAX_SCHEMA_BYTES:,}. Check that the path points at the schema.")
+        data = path.read_bytes()
+    except OSError as err:
+        raise SchemaError(f"The schema file {str(path)!r} cannot be read: {err.strerror or err}.") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise SchemaError(f"The schema file {str(path)!r} is not UTF-8 text (byte {err.start} is not valid "
+                          "UTF-8). Save it with UTF-8 encoding.") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -36,7 +79,7 @@ def _as_tuple_of_labels(value: Any, where: str) -> Tuple[str, ...]:
         return (value,)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value) or (ANY_ENTITY,)
-    raise SchemaError(f"{where} must be an entity label or a list of entity labels, not {value!r}.")
+    raise SchemaError(f"{where} must be an entity label or a list of entity labels, not {_show(value)}.")
 
 
 def _spec(value: Any, where: str) -> Dict[str, Any]:
@@ -57,13 +100,37 @@ def _items(value: Any, where: str) -> List[Tuple[str, Any]]:
         return list(value.items())
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return [(v, None) for v in value]
-    raise SchemaError(f"'{where}' must map labels to their definitions (or list labels), not {value!r}.")
+    raise SchemaError(f"'{where}' must map labels to their definitions (or list labels), not {_show(value)}.")
 
 
 def _check_keys(spec: Dict[str, Any], allowed: Sequence[str], where: str) -> None:
-    unknown = sorted(set(spec) - set(allowed))
+    unknown = sorted(map(str, set(spec) - set(allowed)))
     if unknown:
-        raise SchemaError(f"{where} has unknown field(s) {unknown}. Allowed fields: {list(allowed)}.")
+        raise SchemaError(f"{where} has unknown field(s) {_show(unknown)}. Allowed fields: {list(allowed)}.")
+
+
+def _text(value: Any, where: str) -> str:
+    """An optional text field (a description): a string, or nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise SchemaError(f"{where} must be a string, not {_show(value)}.")
+
+
+def _label(value: Any, what: str) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    raise SchemaError(f"{what} must be a non-empty string, not {_show(value)}.")
+
+
+def _name(value: Any, where: str) -> Optional[str]:
+    """An optional explicit name (class_name, parameter): a string, or nothing."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    raise SchemaError(f"{where} must be a string, not {_show(value)}.")
 
 
 def _strings(value: Any, where: str) -> Tuple[str, ...]:
@@ -73,49 +140,66 @@ def _strings(value: Any, where: str) -> Tuple[str, ...]:
         return (value,)
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return tuple(value)
-    raise SchemaError(f"{where} must be a list of strings, not {value!r}.")
+    raise SchemaError(f"{where} must be a list of strings, not {_show(value)}.")
 
 
 def schema_from_mapping(data: Mapping[str, Any]) -> Schema:
     """Build and validate a schema from plain data (the shape `Schema.to_dict` writes)."""
+    if not isinstance(data, Mapping):
+        raise SchemaError(f"A schema must be a dict with 'entities', 'relations' and/or 'events', not "
+                          f"{type(data).__name__} {_show(data)}.")
+    with _nesting("The schema"):
+        return _schema_from_mapping(data)
+
+
+def _schema_from_mapping(data: Mapping[str, Any]) -> Schema:
     _check_keys(dict(data), ("entities", "relations", "events"), "The schema")
     entities = []
     for label, value in _items(data.get("entities"), "entities"):
+        label = _label(label, "An entity label")
         spec = _spec(value, f"Entity {label!r}")
         _check_keys(spec, ("description", "examples", "class_name"), f"Entity {label!r}")
         entities.append(
             EntityType(
                 label=label,
-                class_name=spec.get("class_name") or class_name_from_label(label),
-                description=spec.get("description") or "",
+                class_name=_name(spec.get("class_name"), f"The class_name of entity {label!r}")
+                or class_name_from_label(label),
+                description=_text(spec.get("description"), f"The description of entity {label!r}"),
                 examples=_strings(spec.get("examples"), f"The examples of entity {label!r}"),
             )
         )
     relations = []
     for label, value in _items(data.get("relations"), "relations"):
+        label = _label(label, "A relation label")
         spec = _spec(value, f"Relation {label!r}")
         _check_keys(spec, ("head", "tail", "description", "examples", "class_name"), f"Relation {label!r}")
         examples = []
-        for pair in spec.get("examples") or ():
+        pairs = spec.get("examples") or ()
+        if not isinstance(pairs, (list, tuple)):
+            raise SchemaError(f"The examples of relation {label!r} must be a list of [head, tail] pairs.")
+        for pair in pairs:
             if not (isinstance(pair, (list, tuple)) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
                 raise SchemaError(f"Each example of relation {label!r} must be a [head, tail] pair of strings.")
             examples.append((pair[0], pair[1]))
         relations.append(
             RelationType(
                 label=label,
-                class_name=spec.get("class_name") or class_name_from_label(label),
+                class_name=_name(spec.get("class_name"), f"The class_name of relation {label!r}")
+                or class_name_from_label(label),
                 head=_as_tuple_of_labels(spec.get("head"), f"The head of relation {label!r}"),
                 tail=_as_tuple_of_labels(spec.get("tail"), f"The tail of relation {label!r}"),
-                description=spec.get("description") or "",
+                description=_text(spec.get("description"), f"The description of relation {label!r}"),
                 examples=tuple(examples),
             )
         )
     events = []
     for label, value in _items(data.get("events"), "events"):
+        label = _label(label, "An event label")
         spec = _spec(value, f"Event {label!r}")
         _check_keys(spec, ("roles", "description", "examples", "class_name"), f"Event {label!r}")
         roles = []
         for role_name, role_value in _items(spec.get("roles"), f"roles of event {label!r}"):
+            role_name = _label(role_name, f"A role of event {label!r}")
             if isinstance(role_value, Mapping):
                 role_spec = dict(role_value)
                 _check_keys(role_spec, ("types", "description", "parameter"), f"Role {role_name!r} of {label!r}")
@@ -124,17 +208,19 @@ def schema_from_mapping(data: Mapping[str, Any]) -> Schema:
             roles.append(
                 Role(
                     name=role_name,
-                    parameter=role_spec.get("parameter") or parameter_name_from_role(role_name),
+                    parameter=_name(role_spec.get("parameter"), f"The parameter of role {role_name!r}")
+                    or parameter_name_from_role(role_name),
                     types=_as_tuple_of_labels(role_spec.get("types"), f"The types of role {role_name!r}"),
-                    description=role_spec.get("description") or "",
+                    description=_text(role_spec.get("description"), f"The description of role {role_name!r}"),
                 )
             )
         events.append(
             EventType(
                 label=label,
-                class_name=spec.get("class_name") or class_name_from_label(label),
+                class_name=_name(spec.get("class_name"), f"The class_name of event {label!r}")
+                or class_name_from_label(label),
                 roles=tuple(roles),
-                description=spec.get("description") or "",
+                description=_text(spec.get("description"), f"The description of event {label!r}"),
                 examples=_strings(spec.get("examples"), f"The examples of event {label!r}"),
             )
         )
@@ -153,37 +239,58 @@ def schema_from_dict(
 
 @registry.misc("spacy_codeie.schema_from_json.v1")
 def schema_from_json(path: Union[str, Path]) -> Schema:
-    """Schema from a JSON file holding the dict form (as `Schema.to_dict` writes it)."""
-    path = Path(path)
-    if not path.is_file():
-        raise SchemaError(f"The schema file {str(path)!r} does not exist. Check the path in your config.")
-    try:
-        data = json.loads(path.read_text(encoding="utf8"))
-    except json.JSONDecodeError as err:
-        raise SchemaError(f"The schema file {str(path)!r} is not valid JSON: {err}") from None
-    if isinstance(data, dict) and {"entity", "relation", "event"} & set(data):
+    """Schema from a JSON file holding the dict form (as `Schema.to_dict` writes it) or a labels.json."""
+    text = _read_text(path)
+    where = f"The schema file {str(path)!r}"
+    with _nesting(where):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise SchemaError(f"{where} is not valid JSON: {err}") from None
+    if not isinstance(data, dict):
+        raise SchemaError(f"{where} holds a JSON {_JSON_TYPES.get(type(data), type(data).__name__)}; a schema is a "
+                          "JSON object with 'entities', 'relations' and/or 'events' (or a labels.json with "
+                          "'entity', 'relation' and/or 'event').")
+    if {"entity", "relation", "event"} & set(data):
         return schema_from_labels(data)
     return schema_from_mapping(data)
+
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean", type(None): "null"}
+
+
+def _label_list(data: Mapping[str, Any], key: str, fields: Sequence[str]) -> List[Mapping[str, Any]]:
+    """The items of one list of a labels.json, each an object with string `fields`."""
+    items = data.get(key) or []
+    if not isinstance(items, list):
+        raise SchemaError(f"'{key}' in labels.json must be a list of objects, not {_show(items)}.")
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise SchemaError(f"Item {i} of '{key}' in labels.json must be an object, not {_show(item)}.")
+        for name in fields:
+            if not isinstance(item.get(name), str) or not item[name].strip():
+                raise SchemaError(f"Item {i} of '{key}' in labels.json needs a non-empty string '{name}', "
+                                  f"has {_show(item.get(name))}.")
+    return items
 
 
 def schema_from_labels(data: Mapping[str, Any]) -> Schema:
     """Schema from a shared dataset's labels.json (lists under 'entity', 'relation' and 'event')."""
 
-    def describe(item: Mapping[str, Any]) -> str:
+    def describe(item: Mapping[str, Any]) -> Any:
         return item.get("description") or item.get("verbose") or item.get("english") or ""
 
-    entities = {e["label"]: {"description": describe(e)} for e in data.get("entity") or ()}
-    relations = {
-        r["label"]: {"description": describe(r), "head": r.get("head_type"), "tail": r.get("tail_type")}
-        for r in data.get("relation") or ()
-    }
-    events = {
-        ev["label"]: {
-            "description": describe(ev),
-            "roles": {role["role"]: {"description": role.get("description") or ""} for role in ev.get("roles") or ()},
+    with _nesting("labels.json"):
+        entities = {e["label"]: {"description": describe(e)} for e in _label_list(data, "entity", ("label",))}
+        relations = {
+            r["label"]: {"description": describe(r), "head": r.get("head_type"), "tail": r.get("tail_type")}
+            for r in _label_list(data, "relation", ("label",))
         }
-        for ev in data.get("event") or ()
-    }
+        events = {}
+        for ev in _label_list(data, "event", ("label",)):
+            roles = _label_list(ev, "roles", ("role",))
+            events[ev["label"]] = {"description": describe(ev),
+                                   "roles": {role["role"]: {"description": role.get("description")} for role in roles}}
     return schema_from_mapping({"entities": entities, "relations": relations, "events": events})
 
 
@@ -231,10 +338,11 @@ def _type_names(node: Optional[ast.expr], where: str) -> Tuple[str, ...]:
     if node is None:
         return (ANY_ENTITY,)
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a forward reference "Org"
+        reference = node.value
         try:
-            node = ast.parse(node.value, mode="eval").body
+            node = ast.parse(reference, mode="eval").body
         except SyntaxError:
-            raise SchemaError(f"{where}: cannot read the annotation {node.value!r}.") from None
+            raise SchemaError(f"{where}: cannot read the annotation {reference!r}.") from None
     if isinstance(node, ast.Name):
         return (node.id,)
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
@@ -247,7 +355,7 @@ def _type_names(node: Optional[ast.expr], where: str) -> Tuple[str, ...]:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
         return _type_names(node.left, where) + _type_names(node.right, where)
     raise SchemaError(
-        f"{where}: the annotation {ast.unparse(node)!r} is not an entity class, List[...] of entity classes or "
+        f"{where}: the annotation {_show(ast.unparse(node))} is not an entity class, List[...] of entity classes or "
         "a Union of them."
     )
 
@@ -276,14 +384,21 @@ def schema_from_file(path: Union[str, Path]) -> Schema:
     `head`/`tail` and event roles are typed with entity classes; `label = "..."` sets the spaCy label.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SchemaError(f"The schema file {str(path)!r} does not exist. Check the path in your config.")
     if path.suffix == ".json":
         return schema_from_json(path)
-    try:
-        tree = ast.parse(path.read_text(encoding="utf8"), filename=str(path))
-    except SyntaxError as err:
-        raise SchemaError(f"The schema file {str(path)!r} is not valid Python (line {err.lineno}): {err.msg}") from None
+    source = _read_text(path)
+    with _nesting(f"The schema file {str(path)!r}"):
+        try:
+            tree = ast.parse(source, filename=str(path))
+        except SyntaxError as err:
+            raise SchemaError(
+                f"The schema file {str(path)!r} is not valid Python (line {err.lineno}): {err.msg}") from None
+        except ValueError as err:  # e.g. a null byte
+            raise SchemaError(f"The schema file {str(path)!r} is not Python source: {err}") from None
+        return _schema_from_tree(tree, path)
+
+
+def _schema_from_tree(tree: ast.Module, path: Path) -> Schema:
     kinds: Dict[str, str] = {}
     labels: Dict[str, str] = {}
     entities: List[EntityType] = []
