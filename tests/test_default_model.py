@@ -7,6 +7,7 @@ import spacy
 from conftest import PAPER_SCHEMA
 from spacy_codeie.errors import ModelLoadError
 from spacy_codeie.models import registry as model_registry
+from spacy_codeie.prompting import CompactPrompt
 
 DEMONSTRATION = {
     "text": "Marie Curie taught at the Sorbonne before Pathe bought Gaumont.",
@@ -48,7 +49,29 @@ def test_default_model_is_used_when_model_is_left_out(monkeypatch):
     component = nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA})
     assert component.model.chat_template and component.model.device in ("cpu", "cuda")
     assert str(model_registry.packaged_gguf().parent) in component.model.name
-    assert component.model.adapter == str(model_registry.EMBEDDED_ADAPTER)
+    assert component.model.adapter == str(model_registry.COMPACT_ADAPTER)
+    assert isinstance(component.prompt, CompactPrompt)  # the style the shipped adapter declares
+
+
+@pytest.mark.slow
+@needs_weights
+def test_the_default_answers_in_format_and_finds_the_companies():
+    """Measured on 2026-12-02 (checkpoint 400 of configs/default.cfg): both companies as ORG, well-formed."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
+                                              "entities": {"PERSON": "a human being", "ORG": "a company"}}})
+    doc = nlp("Microsoft bought GitHub in 2018.")
+    diag = doc.user_data["codeie_diagnostics"]
+    assert diag["unparseable"] == 0 and not diag["truncated"] and diag["hallucinated"] == 0
+    assert {("Microsoft", "ORG"), ("GitHub", "ORG")} <= {(e.text, e.label_) for e in doc.ents}
+
+
+def test_the_shipped_compact_adapter_declares_its_style_and_has_a_card():
+    folder = model_registry.COMPACT_ADAPTER
+    assert (folder / "adapter_model.safetensors").stat().st_size > 1_000_000
+    assert (folder / "prompt_style.json").read_text(encoding="utf8").count("spacy_codeie.CompactPrompt.v1") == 1
+    card = (folder / "MODEL_CARD.md").read_text(encoding="utf8")
+    assert "## Data" in card and "## Scores" in card
 
 
 def test_missing_embedded_adapter_says_what_to_do(monkeypatch, tmp_path):
