@@ -119,7 +119,7 @@ class KnowCoderPrompt:
         return names[0] if len(names) == 1 else "Union[" + ", ".join(names) + "]"
 
     def render_entity(self, schema: Schema, t: EntityType) -> str:
-        return f"class {t.class_name}(Entity):\n{_docstring(t.description, t.examples)}\n{INDENT}pass\n"
+        return f"class {t.class_name}({t.parent or 'Entity'}):\n{_docstring(t.description, t.examples)}\n{INDENT}pass\n"
 
     def render_relation(self, schema: Schema, t: RelationType) -> str:
         examples = [f"({h}, {tl})" for h, tl in t.examples]
@@ -146,6 +146,7 @@ class KnowCoderPrompt:
 
     def render_schema(self, schema: Schema) -> str:
         """The class definitions: identical for every sentence, so callers may cache and reuse them."""
+        check_base_classes(schema)
         return _render_schema_cached(self, schema)
 
     def _render_schema(self, schema: Schema) -> str:
@@ -259,6 +260,18 @@ class KnowCoderPrompt:
         if not items:
             return "]"
         return "\n" + ",\n".join(INDENT + item for item in items) + "\n]"
+
+
+def check_base_classes(schema: Schema) -> None:
+    """Refuse a schema (group) whose entity class `Event` or `Relation` would shadow the base class of its own
+    events or relations in one prompt."""
+    for kind, types in (("Event", schema.events), ("Relation", schema.relations)):
+        if types and schema.entity_label_for_class(kind) is not None:
+            raise SchemaError(
+                f"The entity type {schema.entity_label_for_class(kind)!r} has the class name {kind!r}, which this "
+                f"prompt also needs for the base class of its {kind.lower()} types. Give the entity another "
+                "class_name, or send entities and the other types in separate prompts (task_split = \"per_task\")."
+            )
 
 
 def _mentions_known(instance: Instance, schema: Schema) -> bool:

@@ -158,7 +158,7 @@ def _schema_from_mapping(data: Mapping[str, Any]) -> Schema:
     for label, value in _items(data.get("entities"), "entities"):
         label = _label(label, "An entity label")
         spec = _spec(value, f"Entity {label!r}")
-        _check_keys(spec, ("description", "examples", "class_name"), f"Entity {label!r}")
+        _check_keys(spec, ("description", "examples", "class_name", "parent"), f"Entity {label!r}")
         entities.append(
             EntityType(
                 label=label,
@@ -166,6 +166,7 @@ def _schema_from_mapping(data: Mapping[str, Any]) -> Schema:
                 or class_name_from_label(label),
                 description=_text(spec.get("description"), f"The description of entity {label!r}"),
                 examples=_strings(spec.get("examples"), f"The examples of entity {label!r}"),
+                parent=_name(spec.get("parent"), f"The parent of entity {label!r}") or "",
             )
         )
     relations = []

@@ -10,6 +10,9 @@ from ..errors import SchemaError
 
 # Names the rendered prompt defines itself; a user class may not shadow them.
 RESERVED_CLASS_NAMES = frozenset({"Entity", "Relation", "Event", "List", "str", "results", "sentence"})
+# An entity class may be called `Event` or `Relation` (KnowCoder's NER data has `class Event(Entity)`): a prompt
+# that defines those base classes as well refuses such a schema group when it renders it.
+RESERVED_ENTITY_CLASS_NAMES = RESERVED_CLASS_NAMES - {"Relation", "Event"}
 # The generic entity class: a role or relation argument typed with it accepts any entity.
 ANY_ENTITY = "Entity"
 
@@ -36,7 +39,9 @@ def parameter_name_from_role(role: str) -> str:
     name = "_".join(p for p in re.split(r"[^\w]+", role) if p).lower()
     if name and name[0].isdigit():
         name = "role_" + name
-    if not name or not name.isidentifier() or keyword.iskeyword(name) or name == "trigger":
+    if keyword.iskeyword(name):  # 'from' -> 'from_', as PEP 8 suggests; KnowCoder's style writes it back as 'from'
+        name += "_"
+    if not name or not name.isidentifier() or name == "trigger":
         raise SchemaError(
             f"The event role {role!r} cannot become a Python parameter name. Rename the role to a word "
             f"such as 'agent' or 'place' (roles are written as keyword arguments in the generated code)."
@@ -50,6 +55,7 @@ class EntityType:
     class_name: str
     description: str = ""
     examples: Tuple[str, ...] = ()
+    parent: str = ""  # the base class a prompt names (KnowCoder's hierarchies: `class Dna(ChemicalCompound)`)
 
 
 @dataclass(frozen=True)
@@ -164,7 +170,8 @@ class Schema:
                         f"The class name {t.class_name!r} of {kind} type {t.label!r} is not a Python identifier. "
                         "Use letters, digits and underscores, not starting with a digit."
                     )
-                if t.class_name in RESERVED_CLASS_NAMES:
+                reserved = RESERVED_ENTITY_CLASS_NAMES if kind == "entity" else RESERVED_CLASS_NAMES
+                if t.class_name in reserved:
                     raise SchemaError(
                         f"The class name {t.class_name!r} of {kind} type {t.label!r} is reserved by the prompt. "
                         "Choose another class name."
@@ -176,6 +183,12 @@ class Schema:
                         "Give one of them an explicit class name."
                     )
                 by_class[t.class_name] = t
+        for e in self.entities:
+            if e.parent and (not e.parent.isidentifier() or keyword.iskeyword(e.parent)):
+                raise SchemaError(
+                    f"The parent {e.parent!r} of entity type {e.label!r} is not a Python class name. Give the "
+                    "name of its base class, e.g. 'PhysicalEntity', or leave it out."
+                )
         entity_labels = {e.label for e in self.entities} | {ANY_ENTITY}
         for rel in self.relations:
             for side, allowed in (("head", rel.head), ("tail", rel.tail)):
@@ -209,7 +222,8 @@ class Schema:
         """A plain dict that `schema_from_dict` reads back into an equal schema."""
         return {
             "entities": {
-                e.label: {"class_name": e.class_name, "description": e.description, "examples": list(e.examples)}
+                e.label: {"class_name": e.class_name, "description": e.description, "examples": list(e.examples),
+                          **({"parent": e.parent} if e.parent else {})}
                 for e in self.entities
             },
             "relations": {
