@@ -42,8 +42,8 @@ class ListScanner:
     already inside `results = [`.
     """
 
-    def __init__(self) -> None:
-        self.depth = 1
+    def __init__(self, depth: int = 1) -> None:
+        self.depth = depth  # 0: the list is yet to be opened by the text scanned (an answer that writes `[`)
         self.quote: Optional[str] = None
         self.escaped = False
         self.closed = False

@@ -53,14 +53,37 @@ def completes_list(prompt: str) -> bool:
     return prompt.rstrip().endswith(COMPLETION_PREFIX[-1])
 
 
-def cut_at_list_close(text: str) -> str:
-    """`text` up to and including the bracket that closes the list it continues (all of it if none does)."""
-    scanner = ListScanner()
+def answer_depth(prompt: str) -> Optional[int]:
+    """The bracket depth an answer to `prompt` starts at, for a `ListScanner` that stops it where the list
+    closes: 1 when the prompt opened the list, 0 when the answer opens its own, None when only the model's
+    end-of-sequence ends it. A style says which through `Prompt.answer_end`; a plain string ending in `[` is a
+    prefilled list."""
+    end = getattr(prompt, "answer_end", None)
+    if end == "answer_opens":
+        return 0
+    if end == "free":
+        return None
+    if end == "prefilled":
+        return 1
+    return 1 if completes_list(prompt) else None
+
+
+def cut_at_list_close(text: str, depth: int = 1) -> str:
+    """`text` up to and including the bracket that closes the list it continues (all of it if none does);
+    `depth=0` for an answer that opens its list itself."""
+    scanner = ListScanner(depth)
     for i, ch in enumerate(text):
         scanner.feed(ch)
         if scanner.closed:
             return text[: i + 1]
     return text
+
+
+def list_closes(text: str, depth: int = 1) -> bool:
+    """Whether the list `text` continues (or, with `depth=0`, opens) is closed in it."""
+    scanner = ListScanner(depth)
+    scanner.feed_text(text)
+    return scanner.closed
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from ..parsing import ListScanner
 from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .batching import plan_batches, run_with_backoff
 from .constrained import KnowCoderConstraint, TokenTable, grammar_for, sentence_literal
-from .contract import answer_per_doc, completes_list, cut_at_list_close
+from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
 
 logger = logging.getLogger("spacy_codeie")
@@ -99,11 +99,11 @@ def split_knowcoder_prompt(prompt: str) -> Tuple[List[Dict[str, str]], str]:
 
 
 class _ListClosed:
-    """Stops each row once the `results = [` list it is completing closes."""
+    """Stops each row once the list its answer continues (or opens) closes; rows with depth None run on."""
 
-    def __init__(self, tokenizer, active: Sequence[bool]):
+    def __init__(self, tokenizer, depths: Sequence[Optional[int]]):
         self.tokenizer = tokenizer
-        self.scanners = [ListScanner() if on else None for on in active]
+        self.scanners = [ListScanner(d) if d is not None else None for d in depths]
         self._texts: Dict[int, str] = {}
 
     def _text(self, token_id: int) -> str:
@@ -310,7 +310,16 @@ class HuggingFaceModel:
         return str(text) + prefill
 
     def encode(self, prompt: str) -> List[int]:
-        return self.tokenize_text(self.format_prompt(prompt))
+        """The token ids `generate` sends for a prompt. A prompt whose style gives `segments` (the pieces its
+        system's training code tokenized one by one) is tokenized piece by piece, after the special tokens the
+        tokenizer puts first, so the model sees the token boundaries it was trained on."""
+        segments = getattr(prompt, "segments", None)
+        if not segments or self.chat_template:
+            return self.tokenize_text(self.format_prompt(prompt))
+        ids = list(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        for piece in segments:
+            ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
+        return ids
 
     def tokenize_text(self, text: str) -> List[int]:
         """Token ids of text already in the model's format (see `format_prompt`), special tokens as `encode`
@@ -329,10 +338,8 @@ class HuggingFaceModel:
         """The length of each prompt in tokens, as `generate` will send it."""
         if not prompts:
             return []
-        formatted = [self.format_prompt(p) for p in prompts]
         with self._lock:
-            encoded = self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]
-        return [len(ids) for ids in encoded]
+            return [len(self.encode(p)) for p in prompts]
 
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
@@ -376,10 +383,10 @@ class HuggingFaceModel:
     def _generate(self, prompts: Sequence[str]) -> List[str]:
         self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
-        encoded = [self.tokenize_text(text) for text in formatted]
+        encoded = [self.encode(p) for p in prompts]
         self._check_fits(encoded)
-        in_list = [completes_list(p) for p in prompts]
-        grammars = [grammar_for(p) if self.constrained and flag else None for p, flag in zip(prompts, in_list)]
+        in_list = [answer_depth(p) for p in prompts]
+        grammars = [grammar_for(p) if self.constrained and d is not None else None for p, d in zip(prompts, in_list)]
         budgets = [self._answer_budget(p) for p in prompts]
         groups: Dict[Tuple[int, ...], List[int]] = {}
         for i, (text, ids) in enumerate(zip(formatted, encoded)):
@@ -406,7 +413,7 @@ class HuggingFaceModel:
             bar.close()
         return [r if r is not None else "" for r in results]
 
-    def _generate_rows(self, prefix: Tuple[int, ...], encoded: Sequence[List[int]], in_list: Sequence[bool],
+    def _generate_rows(self, prefix: Tuple[int, ...], encoded: Sequence[List[int]], in_list: Sequence[Optional[int]],
                        grammars: Sequence[Any], budgets: Sequence[int], rows: Sequence[int]) -> List[str]:
         """`_generate_batch` over the prompts at indices `rows` (what a batch retried in halves is made of)."""
         return self._generate_batch([encoded[i] for i in rows], [in_list[i] for i in rows], prefix=prefix,
@@ -430,9 +437,10 @@ class HuggingFaceModel:
                            rows_that_failed, new_limit)
             self._row_limit = new_limit
 
-    def _generate_batch(self, batch: List[List[int]], in_list: List[bool], num_return_sequences: int = 1, *,
-                        prefix: Tuple[int, ...] = (), grammars: Optional[Sequence[Any]] = None,
-                        budgets: Optional[Sequence[int]] = None, **sampling: Any) -> List[str]:
+    def _generate_batch(self, batch: List[List[int]], in_list: Sequence[Optional[int]],
+                        num_return_sequences: int = 1, *, prefix: Tuple[int, ...] = (),
+                        grammars: Optional[Sequence[Any]] = None, budgets: Optional[Sequence[int]] = None,
+                        **sampling: Any) -> List[str]:
         import torch
         from transformers import LogitsProcessorList
 
@@ -471,7 +479,7 @@ class HuggingFaceModel:
         self.stats["cached_prompt_tokens"] += len(prefix) * len(batch)
         self.stats["generated_tokens"] += int((new_tokens != pad).sum())
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [cut_at_list_close(t) if active else t for t, active in zip(texts, rows_in_list)]
+        return [cut_at_list_close(t, depth) if depth is not None else t for t, depth in zip(texts, rows_in_list)]
 
     def clear_prefix_cache(self) -> None:
         """Forget the cached schema prefixes (they are rebuilt on demand)."""
@@ -502,7 +510,7 @@ class HuggingFaceModel:
             encoded = [self.encode(p) for p in prompts]
             rows = max(1, self.batch_size // n)
             for i in range(0, len(prompts), rows):
-                flags = [completes_list(p) for p in prompts[i: i + rows]]
+                flags = [answer_depth(p) for p in prompts[i: i + rows]]
                 texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
                                              temperature=temperature, top_p=top_p)
                 out.extend(texts[j: j + n] for j in range(0, len(texts), n))

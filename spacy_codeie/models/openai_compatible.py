@@ -30,9 +30,9 @@ from spacy_llm.registry import registry as llm_registry
 
 from ..about import __version__
 from ..errors import GenerationError, ModelLoadError, PromptTooLongError
-from ..parsing import ListScanner, list_body
+from ..parsing import list_body
 from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER
-from .contract import answer_per_doc, completes_list, cut_at_list_close
+from .contract import answer_depth, answer_per_doc, cut_at_list_close, list_closes
 from .huggingface import split_knowcoder_prompt
 
 logger = logging.getLogger(__name__)
@@ -193,10 +193,11 @@ class OpenAICompatibleModel:
         text, finish = self._text_of(answer)
         if self.endpoint == "chat":
             text = _without_restated_prefix(text)
-        if not completes_list(prompt):
+        depth = answer_depth(prompt)
+        if depth is None:
             return text
-        cut = cut_at_list_close(text)
-        if finish == "length" and not _closes(cut):
+        cut = cut_at_list_close(text, depth)
+        if finish == "length" and not list_closes(cut, depth):
             logger.info("A completion reached max_tokens=%d before its list closed; the parser keeps what came.",
                         self.max_tokens)
         return cut
@@ -400,12 +401,6 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _closes(text: str) -> bool:
-    scanner = ListScanner()
-    scanner.feed_text(text)
-    return scanner.closed
 
 
 def _without_restated_prefix(text: str) -> str:

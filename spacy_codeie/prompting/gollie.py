@@ -133,7 +133,8 @@ class GoLLIEPrompt:
 
     def prompt_for(self, schema: Schema, text: str) -> Prompt:
         """Unconstrained: the shared grammar knows KnowCoder's call syntax, not GoLLIE's keyword fields."""
-        return Prompt(self.render_prompt(schema, text), None, None)
+        # the answer opens its own `[`
+        return Prompt(self.render_prompt(schema, text), None, None, answer_end="answer_opens")
 
     # ---- instances -> answer ----------------------------------------------------------------------
     @staticmethod

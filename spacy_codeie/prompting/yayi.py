@@ -146,7 +146,8 @@ class YAYIPrompt:
         return f"{USER}{query}{ASSISTANT}" if self.chat_tokens else query
 
     def prompt_for(self, schema: Schema, text: str) -> Prompt:
-        return Prompt(self.render_prompt(schema, text), None, None)
+        # JSON: the answer opens its own `{` or `[`
+        return Prompt(self.render_prompt(schema, text), None, None, answer_end="answer_opens")
 
     def render_completion(self, schema: Schema, instances: Iterable[Instance]) -> str:
         """The answer as JSON (double quotes, CJK kept readable); instances of other tasks are left out."""
