@@ -41,9 +41,10 @@ from .annotations import (
     set_relation_records,
 )
 from .errors import CodeIEError, PromptTooLongError
+from .instances import EventInstance, ParseResult
 from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
 from .prompting.knowcoder import KnowCoderPrompt
-from .prompting.style import AnswerParser
+from .prompting.style import AnswerParser, AsksFollowUps, PromptStyle
 from .schema.loaders import schema_from_mapping
 from .schema.types import AnyType, Schema
 from .windows import split_window, split_windows
@@ -91,7 +92,7 @@ def make_codeie(
     name: str,
     schema: Optional[Schema],
     model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
-    prompt: Optional[KnowCoderPrompt],
+    prompt: Optional[PromptStyle],
     max_types_per_prompt: int,
     task_split: TaskSplit,
     window_size: int,
@@ -132,7 +133,7 @@ class CodeIE(Pipe):
         name: str = "codeie",
         schema: Optional[Schema] = None,
         model: Callable[[Iterable[Iterable[str]]], Iterable[Iterable[str]]],
-        prompt: Optional[KnowCoderPrompt] = None,
+        prompt: Optional[PromptStyle] = None,
         max_types_per_prompt: int = 0,
         task_split: TaskSplit = "joint",
         window_size: int = 1000,
@@ -186,6 +187,7 @@ class CodeIE(Pipe):
         self.group_targets: List[frozenset] = []
         self._parsers: List[AnswerParser] = []
         self._heads: Optional[Tuple[Tuple[int, ...], List[Tuple[int, int]]]] = None  # see _prompt_heads
+        self._warned_unreadable = False
         if schema is not None:
             self._set_schema(schema)
 
@@ -346,23 +348,80 @@ class CodeIE(Pipe):
                 )
         return heads
 
-    def _process_batch(self, docs: List[Doc]) -> List[Doc]:
-        planned = [self.prompts_for(doc) for doc in docs]
-        responses = list(self.model([prompts for _, prompts, _ in planned]))
-        if len(responses) != len(docs):
+    def _ask(self, prompts_per_doc: List[List[str]]) -> List[List[str]]:
+        """The model's answers, one list per doc, checked against spacy-llm's contract."""
+        responses = list(self.model(prompts_per_doc))
+        if len(responses) != len(prompts_per_doc):
             raise CodeIEError(
-                f"The model returned answers for {len(responses)} docs but was given {len(docs)}. Its callable "
-                "must return one iterable of responses per doc (spacy-llm's model contract)."
+                f"The model returned answers for {len(responses)} docs but was given {len(prompts_per_doc)}. Its "
+                "callable must return one iterable of responses per doc (spacy-llm's model contract)."
             )
-        for doc, (units, prompts, diag), doc_responses in zip(docs, planned, responses):
+        out = []
+        for prompts, doc_responses in zip(prompts_per_doc, responses):
             texts = [_as_text(r) for r in doc_responses]
             if len(texts) != len(prompts):
                 raise CodeIEError(
                     f"The model returned {len(texts)} responses for {len(prompts)} prompts of one doc. It must "
                     "answer every prompt."
                 )
-            self._annotate(doc, units, texts, diag)
+            out.append(texts)
+        return out
+
+    def _process_batch(self, docs: List[Doc]) -> List[Doc]:
+        planned = [self.prompts_for(doc) for doc in docs]
+        answers = self._ask([prompts for _, prompts, _ in planned])
+        parsed = [self._parse(units, texts, diag) for (units, _, diag), texts in zip(planned, answers)]
+        self._warn_if_nothing_was_read([p for doc_parsed in parsed for p in doc_parsed])
+        self._follow_up([units for units, _, _ in planned], parsed, [diag for _, _, diag in planned])
+        for doc, (units, _, diag), doc_parsed in zip(docs, planned, parsed):
+            self._annotate(doc, units, doc_parsed, diag)
         return docs
+
+    def _parse(self, units: List[Tuple[Span, int]], texts: List[str], diag: Counter) -> List[ParseResult]:
+        out = []
+        for (_, g), text in zip(units, texts):
+            parsed = self._parsers[g].parse(text)
+            _count_parse(parsed, diag)
+            out.append(parsed)
+        return out
+
+    def _warn_if_nothing_was_read(self, parsed: List[ParseResult]) -> None:
+        """A model that answers in another format than the style reads yields no instance and no error; say so
+        (once per component) instead of leaving empty docs that look like nothing was found."""
+        rejected = sum(p.rejected for p in parsed)
+        if self._warned_unreadable or not parsed or rejected == 0 or any(p.instances for p in parsed):
+            return
+        self._warned_unreadable = True
+        logger.warning(
+            "codeie %r could not read any instance from %d answers of a batch (%d items rejected: unparseable, "
+            "unknown classes or roles, bad arguments). The model does not answer in the format of the prompt "
+            "style %s: check the 'prompt' setting against the style the model was trained with, or look at the "
+            "raw answers. The counts are in each doc's diagnostics.",
+            self.name, len(parsed), rejected, type(self.prompt).__name__,
+        )
+
+    def _follow_up(self, units_per_doc: List[List[Tuple[Span, int]]], parsed_per_doc: List[List[ParseResult]],
+                   diags: List[Counter]) -> None:
+        """The second round of a style that asks in stages (event arguments once events are detected): its
+        follow-up prompts of all docs go to the model at once, and their answers are merged into the first."""
+        if not isinstance(self.prompt, AsksFollowUps):
+            return
+        asked: List[List[Tuple[int, Any, AnswerParser]]] = []
+        for units, parsed_units in zip(units_per_doc, parsed_per_doc):
+            doc_asks = []
+            for u, ((window, g), parsed) in enumerate(zip(units, parsed_units)):
+                for prompt, parser in self.prompt.follow_ups(self.groups[g], window.text, parsed.instances):
+                    doc_asks.append((u, prompt, parser))
+            asked.append(doc_asks)
+        if not any(asked):
+            return
+        answers = self._ask([[prompt for _, prompt, _ in doc_asks] for doc_asks in asked])
+        for doc_asks, texts, parsed_units, diag in zip(asked, answers, parsed_per_doc, diags):
+            diag["prompts"] += len(doc_asks)
+            for (u, _, parser), text in zip(doc_asks, texts):
+                second = parser.parse(text)
+                _count_parse(second, diag)
+                parsed_units[u] = _merge_stages(parsed_units[u], second)
 
     def _process_prompt_by_prompt(self, docs: List[Doc], error_handler: Callable) -> List[Doc]:
         """Each doc on its own, and a doc the model refuses prompt by prompt: the prompts it refuses as too
@@ -391,21 +450,19 @@ class CodeIE(Pipe):
                 logger.warning("codeie skipped %d prompt(s) of a doc that the model refused as too long. They are "
                                "counted under 'skipped_prompts' in the doc's diagnostics; lower 'window_size'.",
                                diag["skipped_prompts"])
-                self._annotate(doc, kept_units, texts, diag)
+                parsed = self._parse(kept_units, texts, diag)
+                self._follow_up([kept_units], [parsed], [diag])
+                self._annotate(doc, kept_units, parsed, diag)
                 done.append(doc)
             except Exception as err:
                 error_handler(self.name, self, [doc], err)
         return done
 
-    def _annotate(self, doc: Doc, units: List[Tuple[Span, int]], texts: List[str], diag: Counter) -> None:
+    def _annotate(self, doc: Doc, units: List[Tuple[Span, int]], parsed_units: List[ParseResult],
+                  diag: Counter) -> None:
         aligned: List[AlignmentResult] = []
-        for (window, g), text in zip(units, texts):
-            parsed = self._parsers[g].parse(text)
-            diag["empty_completions"] += parsed.empty
-            diag["truncated"] += parsed.truncated and not parsed.empty
+        for (window, _), parsed in zip(units, parsed_units):
             diag["instances"] += len(parsed.instances)
-            for key in ("unparseable", "unknown_class", "unknown_role", "bad_arguments"):
-                diag[key] += getattr(parsed, key)
             result = align_instances(window.text, parsed.instances, offset=window.start_char)
             diag["mentions"] += result.mentions
             diag["hallucinated"] += result.hallucinated
@@ -574,6 +631,21 @@ class CodeIE(Pipe):
         if (path / ADAPTER_DIR / "adapter_config.json").is_file():
             self._load_adapter(path / ADAPTER_DIR)
         return self
+
+
+def _count_parse(parsed: ParseResult, diag: Counter) -> None:
+    diag["empty_completions"] += parsed.empty
+    diag["truncated"] += parsed.truncated and not parsed.empty
+    for key in ("unparseable", "unknown_class", "unknown_role", "bad_arguments"):
+        diag[key] += getattr(parsed, key)
+
+
+def _merge_stages(first: ParseResult, second: ParseResult) -> ParseResult:
+    """The first answer's instances with the second stage's events in place of the events they complete (same
+    type and trigger); a detected event the second stage does not answer for stays as detected."""
+    completed = {(i.label, i.trigger) for i in second.instances if isinstance(i, EventInstance)}
+    kept = [i for i in first.instances if not (isinstance(i, EventInstance) and (i.label, i.trigger) in completed)]
+    return ParseResult(instances=kept + list(second.instances))
 
 
 def _as_text(response: Any) -> str:

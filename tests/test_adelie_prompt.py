@@ -117,6 +117,29 @@ def test_event_detection_then_arguments(schema):
         style.render_argument_prompt(ev_schema, "Nothing here.", event)
 
 
+def test_the_component_asks_for_the_arguments_of_each_detected_event(schema, scripted):
+    import spacy
+
+    def answer(prompt: str) -> str:
+        if "<event> bought </event>" in prompt:
+            return "[Answer]: Acme: Buyer; Bolt: Seller; "
+        if "identify the events" in prompt:
+            return "[Answer]: bought: Transaction.Transfer-Ownership; sold: Transaction.Transfer-Ownership; "
+        return "[Answer]: NA"
+
+    config, model = scripted(by_prompt=answer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", **schema.to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.ADELIEPrompt.v1"}})
+    doc = nlp("Acme bought Bolt and then sold it.")
+    second = [p for p in model.calls[1][0]]
+    assert len(model.calls) == 2 and len(second) == 2  # one argument prompt per detected event
+    events = {e.trigger.text: e for e in doc._.events}
+    assert {role: [s.text for s in spans] for role, spans in events["bought"].arguments.items()} == {
+        "Buyer": ["Acme"], "Seller": ["Bolt"]}
+    assert not events["sold"].arguments  # the follow-up found nothing: the detected event stays
+
+
 @pytest.mark.parametrize("answer", ["[Answer]: NA", "There are no entities in the text.", "NA", "None",
                                     "[Explanation]: nothing fits. [Answer]: NA"])
 def test_nothing_found_is_an_answer_not_a_failure(schema, answer):

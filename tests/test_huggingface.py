@@ -47,7 +47,7 @@ def test_component_with_a_real_local_model(tiny_model_dir):
 def test_stops_when_the_list_closes(tiny_model_dir):
     model = HuggingFaceModel(str(tiny_model_dir))
     tok = model.tokenizer
-    criteria = _ListClosed(tok, [True, False])
+    criteria = _ListClosed(tok, [1, None])
     text = 'Acquisition(trigger="x", buyer=[Org("a]b")]),\n]'
     ids = tok(text, add_special_tokens=False)["input_ids"]
     import torch
@@ -59,6 +59,55 @@ def test_stops_when_the_list_closes(tiny_model_dir):
     assert seen[-1] == [True, False]
     assert all(not flags[0] for flags in seen[:-1])
     assert cut_at_list_close(text + '\nprint("more")') == text
+
+
+def test_an_answer_that_opens_its_own_list_stops_where_it_closes(tiny_model_dir):
+    model = HuggingFaceModel(str(tiny_model_dir))
+    tok = model.tokenizer
+    text = 'results = [\n\tEducation(trigger = "x", student = [Entity("a]b")])\n]'
+    criteria = _ListClosed(tok, [0])
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    import torch
+
+    seen = [criteria(torch.tensor([ids[:n]]), None).tolist()[0] for n in range(1, len(ids) + 1)]
+    assert seen[-1] and not any(seen[:-1])
+    assert cut_at_list_close(text + "\nInput:\nmore", 0) == text
+
+
+def test_a_prompt_in_segments_is_tokenized_piece_by_piece(tiny_model_dir):
+    from spacy_codeie.prompting.prompt import Prompt
+
+    model = HuggingFaceModel(str(tiny_model_dir))
+    tok = model.tokenizer
+    pieces = ("You extract.", "\n", "Input:\nsentence = \"Ada\"\nOutput:\n")
+    prompt = Prompt("".join(pieces), segments=pieces)
+    first = tok("", add_special_tokens=True)["input_ids"]
+    expected = first + [i for p in pieces for i in tok(p, add_special_tokens=False)["input_ids"]]
+    assert model.encode(prompt) == expected
+    assert model.count_tokens([prompt, "".join(pieces)]) == [len(expected), len(model.encode("".join(pieces)))]
+    with pytest.raises(ValueError):
+        Prompt("abc", segments=("ab",))
+
+
+def test_knowcoder_v2_prompts_decode_to_knowcoders_answer_shapes(tiny_model_dir):
+    from spacy_codeie.instances import EventInstance
+    from spacy_codeie.prompting import KnowCoderTaskPrompt
+    from spacy_codeie.schema import schema_from_mapping
+
+    schema = schema_from_mapping({k: v for k, v in PAPER_SCHEMA.items() if k != "@misc"})
+    style = KnowCoderTaskPrompt()
+    text = "Acme bought Babbage Labs, where Ada worked."
+    groups = [schema.subset(schema.entities), schema.subset(schema.relations), schema.subset(schema.events)]
+    prompts = [style.prompt_for(g, text) for g in groups]
+    prompts.append(style.argument_prompt(groups[2], text, [EventInstance("ACQUISITION", "bought")]))
+    parsers = [style.parser(g) for g in groups] + [style.parser(groups[2])]
+    model = HuggingFaceModel(str(tiny_model_dir), max_new_tokens=48)
+    for answer, parser in zip(model.generate(prompts), parsers):
+        assert answer.startswith("results = [")
+        parsed = parser.parse(answer)
+        # every item is one of the task's shapes; only an item cut by max_new_tokens may be unreadable
+        assert parsed.unknown_class == parsed.unknown_role == parsed.bad_arguments == 0, answer
+        assert parsed.unparseable <= int(parsed.truncated), answer
 
 
 def test_chat_template_wraps_system_user_and_prefill(tiny_chat_model_dir):

@@ -180,6 +180,24 @@ def test_annotations_survive_docbin_and_to_disk(scripted, tmp_path):
     assert (tmp_path / "pipeline" / "codeie" / "schema.json").is_file()
 
 
+def test_answers_no_style_can_read_are_a_warning_not_silence(scripted, caplog):
+    config, _ = scripted(default='{"PERSON": ["Ada"]}')  # JSON, where the style expects calls
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": config})
+    with caplog.at_level("WARNING", logger="spacy_codeie"):
+        docs = list(nlp.pipe(["Ada wrote.", "Bob read."]))
+    assert all(not d.spans["codeie"] for d in docs)
+    warnings = [r.getMessage() for r in caplog.records if "could not read any instance" in r.getMessage()]
+    assert len(warnings) == 1 and "KnowCoderPrompt" in warnings[0] and "'prompt' setting" in warnings[0]
+    caplog.clear()
+    config, _ = scripted(default='Person("Ada")]', name="readable")
+    ok = spacy.blank("en")
+    ok.add_pipe("codeie", config={"schema": PAPER_SCHEMA, "model": config})
+    with caplog.at_level("WARNING", logger="spacy_codeie"):
+        ok("Ada wrote.")
+    assert not any("could not read" in r.getMessage() for r in caplog.records)
+
+
 def test_custom_extension_names(scripted):
     cfg, _ = scripted({TEXT: ANSWER})
     doc = make_nlp(cfg, relations_extension="my_rels", events_extension="my_events", spans_key="mine")(TEXT)

@@ -45,10 +45,18 @@ class PromptClasses:
     entities: FrozenSet[bytes]
     relations: Tuple[Tuple[bytes, FrozenSet[bytes], FrozenSet[bytes]], ...]
     events: Tuple[Tuple[bytes, Tuple[Tuple[bytes, FrozenSet[bytes]], ...]], ...]
+    # How a style writes its answers, where it differs from KnowCoderPrompt.v1's `results = [` continuation:
+    opening: bytes = b""  # what the answer writes before its first item (KnowCoder's released format: b"results = [")
+    keyword_sep: bytes = b"="  # between a keyword and its value (b" = " in KnowCoder's released format)
+    trigger_only: bool = False  # events are written `Type("trigger")` (KnowCoder's event-detection stage)
+    items: Optional[FrozenSet[bytes]] = None  # the classes an item may be, when not every class (one task)
+    ascii_case: bool = False  # mentions may differ from the sentence in ASCII case (KnowCoder's "school" for "School")
 
     @property
     def top_level(self) -> FrozenSet[bytes]:
         """Classes an item may instantiate: the base `Entity` only types arguments, never an item."""
+        if self.items is not None:
+            return self.items
         return (self.entities - {ANY}) | self.relation_names | frozenset(name for name, _ in self.events)
 
     @property
@@ -173,8 +181,9 @@ class CompletionGrammar:
 
     def __init__(self, classes: PromptClasses, sentence: str):
         self.classes = classes
-        self.sam = SuffixAutomaton(sentence.encode("utf-8"))
-        self.initial = ("ws", 0, ())
+        data = sentence.encode("utf-8")
+        self.sam = SuffixAutomaton(data.lower() if classes.ascii_case else data)  # bytes.lower: ASCII only
+        self.initial = ("lit", classes.opening, ("LIST",)) if classes.opening else ("ws", 0, ())
 
     # goals -> state
     def _activate(self, goals: tuple):
@@ -189,6 +198,8 @@ class CompletionGrammar:
             return ("str", 0, False, 0, rest)
         if isinstance(goal, tuple) and goal[0] == ENT:  # an entity call of one of the classes goal[1]
             return ("name", b"", "ent", rest, goal[1])
+        if goal == "LIST":
+            return ("ws", 0, ())
         if goal == OPT_SP:
             return ("opt_sp", rest)
         if goal == AFTER:
@@ -216,13 +227,16 @@ class CompletionGrammar:
         if kind == "role":
             event, used = payload
             classes = self.classes.role_classes(event, name)
-            return self._activate((b"[", (ROLES, classes), ("EVARGS", event, used | {name})) + rest)
+            opens = self.classes.keyword_sep[1:] + b"["
+            return self._activate((opens, (ROLES, classes), ("EVARGS", event, used | {name})) + rest)
         if name in self.classes.entities:
             return self._activate((STR, b")", AFTER))
         if name in self.classes.relation_names:
             head, tail = self.classes.relation_arguments(name)
             return self._activate(((ENT, head), b",", OPT_SP, (ENT, tail), b")", AFTER))
-        return self._activate((b"trigger=", STR, ("EVARGS", name, frozenset()), AFTER))
+        if self.classes.trigger_only:
+            return self._activate((STR, b")", AFTER))
+        return self._activate((b"trigger" + self.classes.keyword_sep, STR, ("EVARGS", name, frozenset()), AFTER))
 
     def next_bytes(self, state) -> Sequence[int]:
         mode = state[0]
@@ -233,6 +247,8 @@ class CompletionGrammar:
         if mode == "str":
             _, sam_state, escaped, pending, _rest = state
             found = [b for b in self.sam.next[sam_state] if sam_state or not _is_continuation(b)]
+            if self.classes.ascii_case:
+                found += [b - 32 for b in found if 97 <= b <= 122]
             if sam_state and not escaped and not pending and _QUOTE not in found:
                 found.append(_QUOTE)
             return found
@@ -252,7 +268,7 @@ class CompletionGrammar:
             names = self._names(kind, payload)
             out = {n[len(prefix)] for n in names if n.startswith(prefix) and len(n) > len(prefix)}
             if prefix in names:
-                out.add(ord("=") if kind == "role" else ord("("))
+                out.add(self.classes.keyword_sep[0] if kind == "role" else ord("("))
             return sorted(out)
         if mode == "opt_sp":
             return sorted({_SPACE, *self.next_bytes(self._activate(state[1]))})
@@ -282,7 +298,7 @@ class CompletionGrammar:
             _, sam_state, escaped, pending, rest = state
             if byte == _QUOTE and not escaped and not pending:
                 return self._activate(rest) if sam_state else None
-            nxt = self.sam.next[sam_state].get(byte)
+            nxt = self.sam.next[sam_state].get(byte + 32 if self.classes.ascii_case and 65 <= byte <= 90 else byte)
             if nxt is None or (not sam_state and _is_continuation(byte)):
                 return None  # not in the sentence, or starting inside a character
             return ("str", nxt, byte == _BACKSLASH and not escaped, _bytes_to_come(byte, pending), rest)
@@ -322,7 +338,7 @@ class CompletionGrammar:
         _, prefix, kind, rest = state[:4]
         payload = state[4] if len(state) > 4 else None
         names = self._names(kind, payload)
-        end = ord("=") if kind == "role" else ord("(")
+        end = self.classes.keyword_sep[0] if kind == "role" else ord("(")
         if byte == end and prefix in names:
             return self._after_name(prefix, kind, payload, rest)
         longer = prefix + bytes([byte])
@@ -470,13 +486,17 @@ class KnowCoderConstraint:
         return scores
 
 
-def classes_for_schema(schema) -> PromptClasses:
+def classes_for_schema(schema, *, role_name=None, **dialect) -> PromptClasses:
     """What an answer in KnowCoder's instance syntax may instantiate for `schema`: its entity classes (and the
     base `Entity` for arguments), its relations with the classes of their head and tail, its events with their
-    role parameters and the classes each takes. Built from the schema, so it holds for any prompt style."""
+    role parameters and the classes each takes. Built from the schema, so it holds for any prompt style.
+
+    `role_name(role)` is the name a style writes for a role (its parameter by default); `dialect` sets the
+    other `PromptClasses` fields (opening, keyword_sep, trigger_only, items)."""
     from ..schema.types import ANY_ENTITY
 
     entities = frozenset({ANY} | {e.class_name.encode("utf-8") for e in schema.entities})
+    name_of = role_name or (lambda role: role.parameter)
 
     def admitted(labels) -> FrozenSet[bytes]:
         if not labels or ANY_ENTITY in labels:
@@ -491,9 +511,9 @@ def classes_for_schema(schema) -> PromptClasses:
 
     relations = tuple((r.class_name.encode("utf-8"), admitted(r.head), admitted(r.tail)) for r in schema.relations)
     events = tuple((e.class_name.encode("utf-8"),
-                    tuple((role.parameter.encode("utf-8"), admitted(role.types)) for role in e.roles))
+                    tuple((name_of(role).encode("utf-8"), admitted(role.types)) for role in e.roles))
                    for e in schema.events)
-    return PromptClasses(entities, relations, events)
+    return PromptClasses(entities, relations, events, **dialect)
 
 
 def grammar_for(prompt: str) -> Optional[CompletionGrammar]:

@@ -9,8 +9,10 @@ from .knowcoder import (
            make_knowcoder_prompt,
            python_string_literal,
 )
+from .knowcoder_v2 import KnowCoderTaskPrompt, make_knowcoder_task_prompt
 from .yayi import YAYIPrompt, make_yayi_prompt
 
 __all__ = ["ADELIEPrompt", "COMPLETION_PREFIX", "CompactPrompt", "GoLLIEPrompt", "KNOWCODER_SYSTEM_PROMPT",
-           "KnowCoderPrompt", "YAYIPrompt", "make_adelie_prompt", "make_compact_prompt", "make_gollie_prompt",
-           "make_knowcoder_prompt", "make_yayi_prompt", "python_string_literal"]
+           "KnowCoderPrompt", "KnowCoderTaskPrompt", "YAYIPrompt", "make_adelie_prompt", "make_compact_prompt",
+           "make_gollie_prompt", "make_knowcoder_prompt", "make_knowcoder_task_prompt", "make_yayi_prompt",
+           "python_string_literal"]

@@ -155,7 +155,8 @@ class ADELIEPrompt:
         return self._chat(turns)
 
     def prompt_for(self, schema: Schema, text: str) -> Prompt:
-        return Prompt(self.render_prompt(schema, text), None, None)
+        """Unconstrained; a text answer that only the model's end-of-sequence ends."""
+        return Prompt(self.render_prompt(schema, text), None, None, answer_end="free")
 
     # ---- instances -> answers ---------------------------------------------------------------------
     def render_completion(self, schema: Schema, instances: Iterable[Instance]) -> str:
@@ -191,6 +192,20 @@ class ADELIEPrompt:
         names = self.names(schema, "eae", etype)
         items = [f"{m.text}: {_name(names, role)}; " for role, m in event.arguments]
         return ANSWER + ("".join(items) if items else NO_ANSWER)
+
+    def follow_ups(self, schema: Schema, text: str,
+                   found: Sequence[Instance]) -> List[Tuple[Prompt, "ADELIEParser"]]:
+        """One argument prompt per detected event whose type has roles and whose trigger is in the text."""
+        out: List[Tuple[Prompt, "ADELIEParser"]] = []
+        for event in found:
+            if not (isinstance(event, EventInstance) and schema.events and mark_trigger(text, event.trigger)):
+                continue
+            etype = next((t for t in schema.events if t.label == event.label), None)
+            if etype is None or not etype.roles:
+                continue
+            prompt = Prompt(self.render_argument_prompt(schema, text, event), None, None, answer_end="free")
+            out.append((prompt, self.argument_parser(schema, event)))
+        return out
 
     def argument_parser(self, schema: Schema, event: EventInstance) -> "ADELIEParser":
         """Reads the second-stage answer into one EventInstance: `event` with the arguments found."""

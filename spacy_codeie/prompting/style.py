@@ -7,7 +7,7 @@ the style; nothing else knows a format. Styles are registered in spaCy's `misc` 
 """
 from __future__ import annotations
 
-from typing import Iterable, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Iterable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..instances import Instance, ParseResult
 from ..schema.types import Schema
@@ -33,3 +33,15 @@ class PromptStyle(Protocol):
 
     def parser(self, schema: Schema) -> AnswerParser:
         """The reader of this style's answers: untrusted text in, instances and diagnostics out, never run."""
+
+
+@runtime_checkable
+class AsksFollowUps(Protocol):
+    """A style whose systems answer in stages (KnowCoder's and ADELIE's event arguments, asked for once the
+    events are detected). The component sends the follow-up prompts in a second round, and an event the
+    follow-up answers replaces the one detected with the same type and trigger; one it leaves out stays,
+    trigger only."""
+
+    def follow_ups(self, schema: Schema, text: str,
+                   found: Sequence[Instance]) -> List[Tuple[Prompt, AnswerParser]]:
+        """The second-stage prompts for what the first answer `found`, each with the parser of its answer."""
