@@ -271,7 +271,15 @@ class OpenAICompatibleModel:
                 f"({'choices[0].message.content' if self.endpoint == 'chat' else 'choices[0].text'} is missing): "
                 f"{_excerpt(json.dumps(answer))}. Is it an OpenAI-compatible {self.endpoint} endpoint?"
             )
-        return text, choice.get("finish_reason") if isinstance(choice, dict) else None
+        finish = choice.get("finish_reason") if isinstance(choice, dict) else None
+        return _before_stop(text, self._stop_sent()), finish
+
+    def _stop_sent(self) -> List[str]:
+        """The stop strings each request carries: `stop`, or what extra_body puts in its place."""
+        stop = self.extra_body.get("stop", self.stop)
+        if isinstance(stop, str):
+            return [stop]
+        return [s for s in stop or () if isinstance(s, str) and s]
 
     # ---- errors -------------------------------------------------------------------------------
     def _refused(self, url: str, status: int, detail: str) -> Exception:
@@ -401,6 +409,13 @@ def _retry_after(value: Optional[str]) -> Optional[float]:
     if when is None:
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def _before_stop(text: str, stop: Sequence[str]) -> str:
+    """`text` up to the first stop string in it. The OpenAI API and vLLM leave the stop string out of the answer,
+    so for them this changes nothing; `transformers serve` returns it (with the rest of its token)."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    return text if cut < 0 else text[:cut]
 
 
 def _without_restated_prefix(text: str) -> str:
