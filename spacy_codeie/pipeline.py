@@ -41,7 +41,7 @@ from .annotations import (
     set_relation_records,
 )
 from .errors import CodeIEError, PromptTooLongError
-from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
+from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style, response_text
 from .prompting.knowcoder import KnowCoderPrompt
 from .prompting.style import AnswerParser
 from .schema.loaders import schema_from_mapping
@@ -355,7 +355,7 @@ class CodeIE(Pipe):
                 "must return one iterable of responses per doc (spacy-llm's model contract)."
             )
         for doc, (units, prompts, diag), doc_responses in zip(docs, planned, responses):
-            texts = [_as_text(r) for r in doc_responses]
+            texts = [response_text(r) for r in doc_responses]
             if len(texts) != len(prompts):
                 raise CodeIEError(
                     f"The model returned {len(texts)} responses for {len(prompts)} prompts of one doc. It must "
@@ -387,7 +387,7 @@ class CodeIE(Pipe):
                         diag["skipped_prompts"] += 1
                         continue
                     kept_units.append(unit)
-                    texts.append(_as_text(list(answer)[0]))
+                    texts.append(response_text(list(answer)[0]))
                 logger.warning("codeie skipped %d prompt(s) of a doc that the model refused as too long. They are "
                                "counted under 'skipped_prompts' in the doc's diagnostics; lower 'window_size'.",
                                diag["skipped_prompts"])
@@ -574,15 +574,6 @@ class CodeIE(Pipe):
         if (path / ADAPTER_DIR / "adapter_config.json").is_file():
             self._load_adapter(path / ADAPTER_DIR)
         return self
-
-
-def _as_text(response: Any) -> str:
-    """spacy-llm models answer a prompt with a string, or with a list of strings (n > 1)."""
-    if isinstance(response, str):
-        return response
-    if isinstance(response, (list, tuple)) and response and isinstance(response[0], str):
-        return response[0]
-    return "" if response is None else str(response)
 
 
 def _freeze(value: Any):
