@@ -42,7 +42,7 @@ from .annotations import (
 )
 from .errors import CodeIEError, PromptTooLongError
 from .instances import EventInstance, ParseResult
-from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style
+from .models.contract import CarriesAdapter, CountsTokens, declared_prompt_style, response_text
 from .prompting.knowcoder import KnowCoderPrompt
 from .prompting.style import AnswerParser, AsksFollowUps, PromptStyle
 from .schema.loaders import schema_from_mapping
@@ -358,7 +358,7 @@ class CodeIE(Pipe):
             )
         out = []
         for prompts, doc_responses in zip(prompts_per_doc, responses):
-            texts = [_as_text(r) for r in doc_responses]
+            texts = [response_text(r) for r in doc_responses]
             if len(texts) != len(prompts):
                 raise CodeIEError(
                     f"The model returned {len(texts)} responses for {len(prompts)} prompts of one doc. It must "
@@ -446,7 +446,7 @@ class CodeIE(Pipe):
                         diag["skipped_prompts"] += 1
                         continue
                     kept_units.append(unit)
-                    texts.append(_as_text(list(answer)[0]))
+                    texts.append(response_text(list(answer)[0]))
                 logger.warning("codeie skipped %d prompt(s) of a doc that the model refused as too long. They are "
                                "counted under 'skipped_prompts' in the doc's diagnostics; lower 'window_size'.",
                                diag["skipped_prompts"])
@@ -646,15 +646,6 @@ def _merge_stages(first: ParseResult, second: ParseResult) -> ParseResult:
     completed = {(i.label, i.trigger) for i in second.instances if isinstance(i, EventInstance)}
     kept = [i for i in first.instances if not (isinstance(i, EventInstance) and (i.label, i.trigger) in completed)]
     return ParseResult(instances=kept + list(second.instances))
-
-
-def _as_text(response: Any) -> str:
-    """spacy-llm models answer a prompt with a string, or with a list of strings (n > 1)."""
-    if isinstance(response, str):
-        return response
-    if isinstance(response, (list, tuple)) and response and isinstance(response[0], str):
-        return response[0]
-    return "" if response is None else str(response)
 
 
 def _freeze(value: Any):

@@ -2,7 +2,9 @@
 
 Record: {"id", "lang", "text", "entities": [{start, end, label, text}], "relations": [{head, tail, label}]
 (indices into entities), "events": [{"trigger": {start, end, text}, "label", "arguments": [{start, end,
-text, role}]}]}. Offsets are code points into `text`, end exclusive.
+text, role}]}]}. Offsets are code points into `text`, end exclusive. Optional, for open IE: "triples":
+[{"subject", "predicate", "object", "time", "location"}], each part {start, end, text} ({text} alone where it
+is not in the text), a string (found in the text), or null.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from .annotations import (
     set_relation_records,
 )
 from .errors import CodeIEError
+from .open_annotations import gold_triple_record, register_triples_extension, set_triple_records, triple_records
 
 RECORD_ID_KEY = "codeie_id"
 
@@ -69,8 +72,10 @@ class GoldConverter:
         relations_extension: str = "relations",
         events_extension: str = "events",
         alignment_mode: str = "expand",
+        triples_extension: str = "triples",
     ):
         self.nlp = nlp
+        self.triples_extension = triples_extension
         self.spans_key = spans_key
         self.relations_extension = relations_extension
         self.events_extension = events_extension
@@ -115,6 +120,10 @@ class GoldConverter:
                     args.append((arg["role"], span))
             events.append(event_record(trigger, event["label"], args))
         set_event_records(doc, events, self.events_extension)
+        if record.get("triples") is not None:
+            register_triples_extension(self.triples_extension)
+            set_triple_records(doc, [gold_triple_record(doc, t, self.alignment_mode) for t in record["triples"]],
+                               self.triples_extension)
         return doc
 
     def example(self, record: Dict[str, Any]) -> Example:
@@ -132,6 +141,7 @@ def doc_to_record(
     relations_extension: str = "relations",
     events_extension: str = "events",
     lang: Optional[str] = None,
+    triples_extension: str = "triples",
 ) -> Dict[str, Any]:
     """A Doc's annotations in the shared JSONL format (entities from `doc.spans[spans_key]`, else `doc.ents`)."""
     spans = list(doc.spans[spans_key]) if spans_key in doc.spans else list(doc.ents)
@@ -163,7 +173,17 @@ def doc_to_record(
         record["id"] = doc.user_data[RECORD_ID_KEY]
     record.update({"lang": lang or doc.lang_, "text": doc.text, "entities": entities, "relations": relations,
                    "events": events})
+    triples = triple_records(doc, triples_extension)
+    if triples:
+        record["triples"] = [{name: _part_dict(part) for name, part in rec.items()} for rec in triples]
     return record
+
+
+def _part_dict(part: Optional[List[Any]]) -> Optional[Dict[str, Any]]:
+    if part is None:
+        return None
+    text, start, end = part
+    return {"start": start, "end": end, "text": text} if start is not None else {"text": text}
 
 
 def jsonl_to_docbin(path: Union[str, Path], nlp: Language, limit: int = 0, **kwargs: Any) -> DocBin:
@@ -177,13 +197,13 @@ def jsonl_to_docbin(path: Union[str, Path], nlp: Language, limit: int = 0, **kwa
 @registry.readers("spacy_codeie.JsonlCorpus.v1")
 def jsonl_corpus(
     path: str, limit: int = 0, spans_key: str = "codeie", relations_extension: str = "relations",
-    events_extension: str = "events",
+    events_extension: str = "events", triples_extension: str = "triples",
 ) -> Callable[[Language], Iterator[Example]]:
     """A corpus of Examples from a JSONL file in the shared format, for `spacy evaluate` and training configs."""
 
     def read(nlp: Language) -> Iterator[Example]:
         converter = GoldConverter(nlp, spans_key=spans_key, relations_extension=relations_extension,
-                                  events_extension=events_extension)
+                                  events_extension=events_extension, triples_extension=triples_extension)
         for record in read_jsonl(path, limit):
             yield converter.example(record)
 

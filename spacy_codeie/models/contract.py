@@ -48,6 +48,15 @@ def answer_per_doc(generate: Callable[[Sequence[str]], List[str]],
     return [[next(completions) for _ in doc_prompts] for doc_prompts in per_doc]
 
 
+def response_text(response: Any) -> str:
+    """The text of one answer: spacy-llm models answer a prompt with a string, or with a list of strings (n > 1)."""
+    if isinstance(response, str):
+        return response
+    if isinstance(response, (list, tuple)) and response and isinstance(response[0], str):
+        return response[0]
+    return "" if response is None else str(response)
+
+
 def completes_list(prompt: str) -> bool:
     """Whether the prompt ends inside `results = [`, so generation stops when that list closes."""
     return prompt.rstrip().endswith(COMPLETION_PREFIX[-1])

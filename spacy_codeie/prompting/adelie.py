@@ -48,7 +48,7 @@ ANSWER_FORMS = {"ner": NER_FORM, "re": RE_FORM, "ed": ED_FORM, "eae": EAE_FORM}
 ANSWER = "[Answer]: "
 NO_ANSWER = "NA"
 EVENT_MARKERS = ("<event>", "</event>")
-USER, ASSISTANT, EOS = "<|user|>\n", "<|assistant|>\n", "</s>"
+SYSTEM, USER, ASSISTANT, EOS = "<|system|>\n", "<|user|>\n", "<|assistant|>\n", "</s>"
 
 Task = Literal["ner", "re", "ed", "eae"]
 # Beginnings of ADELIE's "nothing found" answers (the second column of instructions.json, lower-cased).
@@ -68,11 +68,27 @@ def fill(instruction: str, form: str, text: str, names: Sequence[str]) -> str:
         instruction = instruction.replace("<options>", _options(names), 1)
     else:
         instruction += "\nOptions: " + _options(names) + "\n"
-    instruction += form
+    return place_text(instruction + form, text)
+
+
+def place_text(instruction: str, text: str) -> str:
+    """The text quoted into the instruction's `<text>` slot (the line then ends), or on its own line after the
+    instruction when it has no slot: how IEInstruct's test rows join instruction and input."""
     quoted = f"Text: '{text}'"
     if "<text>" in instruction:
         return instruction.replace("<text>", quoted) + "\n"
     return instruction + "\n" + quoted
+
+
+def tulu_chat(turns: Sequence[Tuple[str, Optional[str]]], system: Optional[str] = None) -> str:
+    """Tulu's layout as ADELIE's `create_prompt_with_tulu_chat_format` writes it, up to the assistant's turn
+    (BOS left to the tokenizer); each turn is (user message, answer or None)."""
+    out = [SYSTEM + system + "\n"] if system is not None else []
+    for user, answer in turns:
+        out.append(USER + user + "\n")
+        if answer is not None:
+            out.append(ASSISTANT + answer.strip() + EOS + "\n")
+    return "".join(out) + ASSISTANT
 
 
 def mark_trigger(text: str, trigger: str) -> Optional[str]:
@@ -133,12 +149,7 @@ class ADELIEPrompt:
                 raise SchemaError("ADELIEPrompt with chat_format='none' renders one user message; it cannot show "
                                   "solved examples. Use chat_format='tulu' or give no examples.")
             return turns[0][0]
-        out = []
-        for user, answer in turns:
-            out.append(USER + user + "\n")
-            if answer is not None:
-                out.append(ASSISTANT + answer.strip() + EOS + "\n")
-        return "".join(out) + ASSISTANT
+        return tulu_chat(turns)
 
     def render_user(self, schema: Schema, text: str) -> str:
         task = self.task_of(schema)

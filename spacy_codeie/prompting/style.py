@@ -7,9 +7,9 @@ the style; nothing else knows a format. Styles are registered in spaCy's `misc` 
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import ClassVar, Iterable, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
-from ..instances import Instance, ParseResult
+from ..instances import Instance, ParseResult, TableParse, TupleInstance, TupleParse
 from ..schema.types import Schema
 from .prompt import Prompt
 
@@ -45,3 +45,29 @@ class AsksFollowUps(Protocol):
     def follow_ups(self, schema: Schema, text: str,
                    found: Sequence[Instance]) -> List[Tuple[Prompt, AnswerParser]]:
         """The second-stage prompts for what the first answer `found`, each with the parser of its answer."""
+
+
+@runtime_checkable
+class OpenIEStyle(Protocol):
+    """A format for schema-free tuples (the `codeie_openie` component): one prompt per window of text."""
+
+    task: ClassVar[str]  # "open_ie"
+
+    def render_prompt(self, text: str) -> str: ...
+
+    def render_completion(self, tuples: Iterable[TupleInstance]) -> str: ...
+
+    def parse(self, completion: str) -> TupleParse: ...
+
+
+@runtime_checkable
+class OnDemandStyle(Protocol):
+    """A format for instruction-driven tables (the `codeie_ondemand` component): one prompt per doc."""
+
+    task: ClassVar[str]  # "on_demand"
+
+    def render_prompt(self, instruction: str, columns: Sequence[str], text: str) -> str: ...
+
+    def render_completion(self, columns: Sequence[str], rows: Iterable[Sequence[str]]) -> str: ...
+
+    def parse(self, completion: str, columns: Sequence[str]) -> TableParse: ...
