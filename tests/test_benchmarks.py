@@ -69,3 +69,20 @@ def test_throughput_compares_whole_configurations(tmp_path, tiny_chat_model_dir)
     assert list(results) == ["first", "second"]
     assert all(r["ok"] and r["docs"] == 3 and r["prompt_style"] == "KnowCoderPrompt" for r in results.values())
     assert "| first | KnowCoderPrompt |" in done.stdout and "| 1.00 |" in done.stdout
+
+
+def test_grammar_engines_measures_both_engines_on_the_same_prompts(tmp_path):
+    shared_file("conll2003_en", "test")
+    shared_file("casie", "test")
+    _run("grammar_engines.py", "--tokenizer", "tiny", "--limit", "3", "--sets", "conll2003_en,casie",
+         "--memory-prompts", "4", "--out", str(tmp_path))
+    result = json.loads((tmp_path / "grammar_engines.json").read_text())
+    total = result["total"]
+    assert total["prompts"] == 6 and total["admitted"] == {"automaton": 6, "llguidance": 6}
+    # Without forcing, llguidance's masks are the automaton's at every step of every gold answer.
+    assert total["masks"]["llguidance-noforce"]["same"] > 0
+    assert total["masks"]["llguidance-noforce"]["narrower"] + total["masks"]["llguidance-noforce"]["other"] == 0
+    assert all(c["automaton"] == c["llguidance"] == c["total"] for c in total["corrupted"].values())
+    assert total["corrupted"]["role twice"]["total"] == 3  # CASIE's events have roles
+    assert {"automaton", "llguidance"} <= set(result["memory"])
+    assert "| CASIE | 3 |" in (tmp_path / "grammar_engines.md").read_text()
