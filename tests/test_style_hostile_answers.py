@@ -9,10 +9,11 @@ import time
 import pytest
 
 from spacy_codeie.instances import ParseResult
-from spacy_codeie.prompting import ADELIEPrompt, GoLLIEPrompt, YAYIPrompt
+from spacy_codeie.prompting import ADELIEPrompt, GoLLIEPrompt, KnowCoderTaskPrompt, YAYIPrompt
 from spacy_codeie.schema import schema_from_dict
 
-STYLES = {"yayi": YAYIPrompt(language="en"), "adelie": ADELIEPrompt(), "gollie": GoLLIEPrompt()}
+STYLES = {"yayi": YAYIPrompt(language="en"), "adelie": ADELIEPrompt(), "gollie": GoLLIEPrompt(),
+          "knowcoder": KnowCoderTaskPrompt()}
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def schemas():
     full = schema_from_dict(
         entities={"PERSON": "", "ORG": ""},
         relations={"WORKS_FOR": {"head": "PERSON", "tail": "ORG"}},
-        events={"ACQUISITION": {"roles": {"buyer": ["ORG"]}}},
+        events={"ACQUISITION": {"roles": {"buyer": ["ORG"], "from": ["Entity"]}}},
     )
     return {"ner": full.subset(list(full.entities)), "re": full.subset(list(full.relations)),
             "ee": full.subset(list(full.events))}
@@ -35,6 +36,10 @@ def _payloads(marker: str):
         "gollie": [f"result = [{cmd}]", f"result = [Person(span={cmd})]", f'result = [Person(span="a").__class__({cmd})]',
                    f"result = [WorksFor(arg1={cmd}, arg2='b')]", f"result = [Acquisition(mention='x', buyer=[{cmd}])]",
                    f"result = [{cmd} for _ in range(3)]", f"result = [exec({cmd!r})]"],
+        "knowcoder": [f"results = [\n\t{cmd}\n]", f"results = [\n\tPerson({cmd})\n]",
+                      f'results = [\n\tAcquisition(trigger = "x", from = [{cmd}])\n]',
+                      f"results = [\n\tWorksFor(Entity({cmd}), Entity('b'))\n]", f"results = [exec({cmd!r})]",
+                      f'results = [\n\tAcquisition("from = {cmd}")\n]'],
     }
 
 
@@ -64,6 +69,9 @@ def _hostile(name: str):
         "gollie": ['result = [Person(span="Ada', "result = [Person(span='Ada'),\n    Person(span='Bo",
                    "result = [" + "Person(" * 10_000, 'result = [Person(span="' + "a" * 10_000_000 + '")]',
                    "result = [" + 'Person(span="Ada"), ' * 1_000_000 + "]", "result = [)]]]", "result = "],
+        "knowcoder": ['results = [\n\tPerson("Ada', "results = [" + "Person(" * 10_000, "results = [)]]]",
+                      "results = [" + 'Acquisition(trigger = "x", from = [Entity("a")]), ' * 5_000 + "]",
+                      'results = [\n\tPerson("' + "a" * 10_000_000 + '")\n]', "results = "],
     }[name]
 
 
@@ -85,6 +93,7 @@ def test_cut_off_and_broken_answers_are_counted(schemas, name):
         "yayi": ("ner", '{"person": ["Ada", "B'),
         "adelie": ("re", "[Answer]: (Ada; works for; Acme)\n(Bo; works"),
         "gollie": ("ner", 'result = [\n    Person(span="Ada"),\n    Person(span="B'),
+        "knowcoder": ("ee", 'results = [\n\tAcquisition(trigger = "bought", from = [Entity("Ac'),
     }
     task, answer = cases[name]
     result = STYLES[name].parser(schemas[task]).parse(answer)
@@ -126,6 +135,8 @@ def test_parsing_never_evaluates_or_compiles_code(schemas, tmp_path, monkeypatch
         "adelie": ["[Answer]: Ada: person; ", "[Answer]: (Ada; works for; Acme)", "[Answer]: bought: acquisition; "],
         "gollie": ['result = [Person(span="Ada")]', 'result = [WorksFor(arg1="Ada", arg2="Acme")]',
                    'result = [Acquisition(mention="bought", buyer=["Acme"])]'],
+        "knowcoder": ['results = [\n\tPerson("Ada")\n]', 'results = [\n\tWorksFor(Entity("Ada"), Entity("Acme"))\n]',
+                      'results = [\n\tAcquisition(trigger = "bought", from = [Entity("Acme")])\n]'],
     }[name]
     found = 0
     for answer in answers:

@@ -27,7 +27,7 @@ from spacy.util import registry
 
 from ..errors import SchemaError
 from ..instances import EntityInstance, EventInstance, Instance, Mention, ParseResult, RelationInstance
-from ..parsing import CodeParser
+from ..parsing import MAX_ITEM_CHARS, CodeParser
 from ..schema.types import ANY_ENTITY, AnyType, EntityType, EventType, RelationType, Role, Schema
 from .knowcoder import INPUT_MARKER, KNOWCODER_SYSTEM_PROMPT, OUTPUT_MARKER, python_string_literal
 from .prompt import Prompt
@@ -250,7 +250,7 @@ class KnowCoderParser(CodeParser):
                           if role.parameter.endswith("_") and keyword.iskeyword(role.parameter[:-1])}
 
     def _parse_item(self, item: str, result: ParseResult) -> None:
-        if self._keywords:
+        if self._keywords and len(item) <= MAX_ITEM_CHARS:  # longer items are counted unparseable unread
             item = _STRING_OR_KEYWORD.sub(
                 lambda m: m.group(2) + "_" if m.group(2) in self._keywords else m.group(0), item)
         super()._parse_item(item, result)
