@@ -165,3 +165,17 @@ def test_registered():
     assert isinstance(GoLLIEPrompt(), PromptStyle)
     assert isinstance(registry.misc.get("spacy_codeie.GoLLIEPrompt.v1")(), GoLLIEPrompt)
     assert GoLLIEPrompt.tasks == "per_task"
+
+
+def test_the_published_ner_answer_lands_on_the_doc(ner_schema, scripted):
+    import spacy
+
+    answer = NER_PUBLISHED.split("result =")[1]
+    config, model = scripted(by_prompt=lambda prompt: answer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", **ner_schema.to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.GoLLIEPrompt.v1"}})
+    doc = nlp(NER_TEXT)
+    assert model.calls[0][0][0].endswith("result =")
+    assert [(s.text, s.label_) for s in doc.spans["codeie"]] == [
+        ("SpaceX", "PrivateSpaceCompany"), ("NASA", "PublicSpaceCompany"), ("Mars", "Planet"), ("Starship", "Launcher")]

@@ -164,3 +164,21 @@ def test_registered():
     assert isinstance(YAYIPrompt(), PromptStyle)
     style = registry.misc.get("spacy_codeie.YAYIPrompt.v1")(language="en", label_names={"PERSON": "human"})
     assert isinstance(style, YAYIPrompt) and style.tasks == "per_task"
+
+
+def test_entity_and_relation_answers_land_on_the_doc(schema, scripted):
+    import spacy
+
+    def answer(prompt: str) -> str:
+        if "relation" in prompt:
+            return "[{'relation': 'works for', 'head': 'Ada Lovelace', 'tail': 'Acme'}]"
+        return '{"person": ["Ada Lovelace"], "org": ["Acme"]}'
+
+    config, _ = scripted(by_prompt=answer)
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
+                                              **schema.subset(list(schema.entities + schema.relations)).to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.YAYIPrompt.v1", "language": "en"}})
+    doc = nlp("Ada Lovelace worked for Acme.")
+    assert {(s.text, s.label_) for s in doc.spans["codeie"]} == {("Ada Lovelace", "PERSON"), ("Acme", "ORG")}
+    assert [(r.head.text, r.label, r.tail.text) for r in doc._.relations] == [("Ada Lovelace", "WORKS_FOR", "Acme")]
