@@ -313,9 +313,17 @@ class HuggingFaceModel:
         """The token ids `generate` sends for a prompt. A prompt whose style gives `segments` (the pieces its
         system's training code tokenized one by one) is tokenized piece by piece, after the special tokens the
         tokenizer puts first, so the model sees the token boundaries it was trained on."""
+        return self._encode(prompt, None)
+
+    def _segments(self, prompt: str) -> Optional[Sequence[str]]:
+        """The pieces to tokenize one by one, or None (the whole prompt in the model's format at once)."""
         segments = getattr(prompt, "segments", None)
-        if not segments or self.chat_template:
-            return self.tokenize_text(self.format_prompt(prompt))
+        return segments if segments and not self.chat_template else None
+
+    def _encode(self, prompt: str, formatted: Optional[str]) -> List[int]:
+        segments = self._segments(prompt)
+        if segments is None:
+            return self.tokenize_text(formatted if formatted is not None else self.format_prompt(prompt))
         ids = list(self.tokenizer("", add_special_tokens=True)["input_ids"])
         for piece in segments:
             ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
@@ -338,8 +346,18 @@ class HuggingFaceModel:
         """The length of each prompt in tokens, as `generate` will send it."""
         if not prompts:
             return []
+        whole = [i for i, p in enumerate(prompts) if self._segments(p) is None]
+        lengths = [0] * len(prompts)
         with self._lock:
-            return [len(self.encode(p)) for p in prompts]
+            if whole:  # one batched call for the prompts tokenized whole
+                formatted = [self.format_prompt(prompts[i]) for i in whole]
+                ids = self.tokenizer(formatted, add_special_tokens=not self.chat_template)["input_ids"]
+                for i, row in zip(whole, ids):
+                    lengths[i] = len(row)
+            for i, p in enumerate(prompts):
+                if self._segments(p) is not None:
+                    lengths[i] = len(self._encode(p, None))
+        return lengths
 
     def _check_fits(self, encoded: Sequence[Sequence[int]]) -> None:
         for ids in encoded:
@@ -383,7 +401,7 @@ class HuggingFaceModel:
     def _generate(self, prompts: Sequence[str]) -> List[str]:
         self._check_adapter()
         formatted = [self.format_prompt(p) for p in prompts]
-        encoded = [self.encode(p) for p in prompts]
+        encoded = [self._encode(p, text) for p, text in zip(prompts, formatted)]
         self._check_fits(encoded)
         in_list = [answer_depth(p) for p in prompts]
         grammars = [grammar_for(p) if self.constrained and d is not None else None for p, d in zip(prompts, in_list)]
