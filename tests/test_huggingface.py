@@ -209,6 +209,37 @@ def _lora(tiny_model_dir, folder):
     return folder
 
 
+def test_a_merged_adapter_computes_what_the_adapter_does_and_can_be_swapped_and_saved(tiny_model_dir, tmp_path,
+                                                                                      prompts):
+    import torch
+    from peft.tuners.lora import LoraLayer
+    from safetensors.torch import load_file
+
+    first = _lora(tiny_model_dir, tmp_path / "first")
+    second = _lora(tiny_model_dir, tmp_path / "second")
+    ids = torch.tensor([HuggingFaceModel(str(tiny_model_dir)).encode(prompts[1])])
+
+    def logits(backend):
+        with torch.inference_mode():
+            return backend.model(input_ids=ids).logits
+
+    def merged_flags(backend):
+        return {layer.merged for layer in backend.model.modules() if isinstance(layer, LoraLayer)}
+
+    merged = HuggingFaceModel(str(tiny_model_dir), adapter=str(first), merge_adapter=True, max_new_tokens=8)
+    assert merged_flags(merged) == {True}
+    assert torch.allclose(logits(merged), logits(HuggingFaceModel(str(tiny_model_dir), adapter=str(first))),
+                          atol=1e-4)
+    merged.load_adapter(second)  # the first adapter's deltas must leave the base weights
+    assert merged_flags(merged) == {True}
+    assert torch.allclose(logits(merged), logits(HuggingFaceModel(str(tiny_model_dir), adapter=str(second))),
+                          atol=1e-4)
+    merged.save_adapter(tmp_path / "saved")
+    saved, original = (load_file(str(f / "adapter_model.safetensors")) for f in (tmp_path / "saved", second))
+    assert saved.keys() == original.keys()
+    assert all(torch.equal(saved[k], original[k]) for k in saved)
+
+
 def test_the_adapter_travels_with_the_pipeline(tiny_model_dir, tmp_path, prompts):
     import shutil
 

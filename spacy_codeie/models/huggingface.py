@@ -149,7 +149,8 @@ class HuggingFaceModel:
     `prefix_cache` reuses the KV cache of each schema's class definitions across docs and batches;
     `constrained` limits generation to valid lists of the prompt's classes and mentions copied from the
     sentence; `max_batch_tokens` caps rows x (prompt + new tokens) per batch, so long prompts go in smaller
-    batches. See docs/performance.md.
+    batches; `merge_adapter` folds a LoRA adapter into the weights it adapts, so generation does not pay for
+    the adapter's extra matrix products (the adapter can still be saved and swapped). See docs/performance.md.
     """
 
     def __init__(
@@ -172,6 +173,7 @@ class HuggingFaceModel:
         min_prefix_tokens: int = 32,
         prefix_cache_size: int = 8,
         answer_budget: float = 0.0,
+        merge_adapter: bool = False,
     ):
         if batch_size < 1:
             raise ModelLoadError("batch_size must be at least 1.")
@@ -224,6 +226,7 @@ class HuggingFaceModel:
                 "hub id that is cached or reachable (offline, download it first and pass its folder)."
             ) from None
         self.adapter: Optional[str] = None
+        self.merge_adapter = merge_adapter
         self._style_block: Optional[Dict[str, Any]] = None
         self._missing_adapter: Optional[str] = None
         # transformers' own type of .to() does not accept a device string
@@ -261,8 +264,12 @@ class HuggingFaceModel:
     def load_adapter(self, path: Union[str, Path]) -> None:
         """Put a peft LoRA adapter on the base model, replacing one loaded before."""
         with self._lock:
+            if self.has_adapter and self.merge_adapter:
+                self.model.unmerge_adapter()  # give the base weights back before the old adapter comes off
             base = self.model.unload() if self.has_adapter else self.model
             self.model = _with_adapter(base, str(path)).to(self.device).eval()
+            if self.merge_adapter:
+                self.model.merge_adapter()
             self.adapter = str(path)
             # kept in memory: the folder may be temporary (from_bytes), and the style travels with the weights
             self._style_block = read_prompt_style_block(path)

@@ -33,6 +33,7 @@ def huggingface_model(
     max_batch_tokens: int = 0,
     prefix_cache_size: int = 8,
     answer_budget: float = 0.0,
+    merge_adapter: bool = False,
 ) -> HuggingFaceModel:
     """A local folder, GGUF file or hub id, run with transformers (bf16 on CUDA, float32 on CPU by default).
 
@@ -55,6 +56,7 @@ def huggingface_model(
         max_batch_tokens=max_batch_tokens,
         prefix_cache_size=prefix_cache_size,
         answer_budget=answer_budget,
+        merge_adapter=merge_adapter,
     )
 
 
@@ -147,6 +149,7 @@ def default_model_v3(
     prefix_cache: bool = True,
     constrained: bool = True,
     max_batch_tokens: int = 0,
+    merge_adapter: bool = False,
 ) -> HuggingFaceModel:
     """The embedded default: SmolLM2-135M-Instruct with the LoRA adapter trained on conversations in the
     compact prompt style, which the adapter declares (so the component prompts it in that style).
@@ -163,4 +166,4 @@ def default_model_v3(
     return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(COMPACT_ADAPTER), device=device,
                             dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
                             prefix_cache=prefix_cache, constrained=constrained, max_batch_tokens=max_batch_tokens,
-                            answer_budget=answer_budget)
+                            answer_budget=answer_budget, merge_adapter=merge_adapter)
