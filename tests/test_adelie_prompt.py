@@ -189,3 +189,36 @@ def test_registered():
     assert isinstance(style, ADELIEPrompt) and style.tasks == "per_task"
     with pytest.raises(SchemaError):
         ADELIEPrompt(chat_format="llama")
+
+
+def _pipeline(schema, config):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", **schema.to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.ADELIEPrompt.v1"}})
+    return nlp
+
+
+def test_the_published_ner_row_lands_on_the_doc(fewnerd_schema, scripted):
+    content, reference = (m["content"] for m in FEWNERD_0["messages"])
+    config, model = scripted(by_prompt=lambda prompt: "[Answer]: " + reference)
+    text = _text(content)
+    doc = _pipeline(fewnerd_schema, config)(text)
+    # the published row, as sent, except that a window's text (a Span's) ends without the doc's trailing space
+    published = content.replace(f"'{text}'", f"'{text.rstrip()}'")
+    assert model.calls[0][0] == [f"<|user|>\n{published}\n<|assistant|>\n"]
+    expected = [tuple(item.rsplit(": ", 1)) for item in reference.split("; ") if item]
+    assert [(s.text, s.label_) for s in doc.spans["codeie"]] == expected
+    assert all(text[s.start_char:s.end_char] == s.text for s in doc.spans["codeie"])
+
+
+def test_the_published_relation_row_lands_on_the_doc(scripted):
+    content, reference = (m["content"] for m in SEMEVAL_0["messages"])
+    labels = re.search(r"categories: \[([^\]]*)\]", content).group(1).split(", ")
+    schema = schema_from_dict(entities={"Entity_": ""}, relations={
+        label: {"head": "Entity", "tail": "Entity", "class_name": label.replace(" ", "")} for label in labels})
+    config, model = scripted(by_prompt=lambda prompt: "[Answer]: " + reference)
+    doc = _pipeline(schema.subset(schema.relations), config)(_text(content))
+    (relation,) = doc._.relations
+    assert (relation.label, relation.head.text, relation.tail.text) == ("Whole and Component", "dolphin", "tail")

@@ -179,3 +179,44 @@ def test_the_published_ner_answer_lands_on_the_doc(ner_schema, scripted):
     assert model.calls[0][0][0].endswith("result =")
     assert [(s.text, s.label_) for s in doc.spans["codeie"]] == [
         ("SpaceX", "PrivateSpaceCompany"), ("NASA", "PublicSpaceCompany"), ("Mars", "Planet"), ("Starship", "Launcher")]
+
+
+# The texts of notebooks/Relation Extraction.ipynb and notebooks/Event Extraction.ipynb (same commit).
+RE_TEXT = "Ana and Mary are sisters. Mary was at the supermarket while Ana was at home."
+EE_TEXT = ("The Times reported that Vivendi Universal was negotiating to sell its flagship theme parks to the New York "
+           "investment firm, Blackstone Group, for 8 billion as the first step toward dismantling its entertainment "
+           "empire.")
+
+
+def _pipeline(schema, config):
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", **schema.to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.GoLLIEPrompt.v1"}})
+    return nlp
+
+
+def test_the_published_relation_answer_lands_on_the_doc(scripted):
+    schema = schema_from_dict(
+        entities={"PER": "a person", "LOC": "a place"},
+        relations={"PersonalSocialRelation": {"class_name": "PersonalSocialRelation", "head": "PER", "tail": "PER"},
+                   "PhysicalRelation": {"class_name": "PhysicalRelation", "head": "Entity", "tail": "Entity"}})
+    config, model = scripted(by_prompt=lambda prompt: RE_PUBLISHED_ANSWER.split("result =", 1)[1])
+    doc = _pipeline(schema, config)(RE_TEXT)
+    assert any(f'text = "{RE_TEXT}"' in prompt for prompt in model.calls[0][0])
+    assert [(r.label, r.head.text, r.head.start_char, r.tail.text, r.tail.start_char) for r in doc._.relations] == [
+        ("PersonalSocialRelation", "Ana", 0, "Mary", 8),
+        ("PhysicalRelation", "Mary", 26, "supermarket", 42),
+        ("PhysicalRelation", "Ana", 60, "home", 71),
+    ]
+
+
+def test_the_published_event_answer_lands_on_the_doc(event_schema, scripted):
+    config, model = scripted(by_prompt=lambda prompt: EAE_PUBLISHED_ANSWER.split("result =", 1)[1])
+    doc = _pipeline(event_schema, config)(EE_TEXT)
+    (event,) = doc._.events
+    assert (event.label, event.trigger.text) == ("TransferOwnership", "sell")
+    assert {role: [s.text for s in spans] for role, spans in event.arguments.items()} == {
+        "buyer": ["Blackstone Group"], "seller": ["Vivendi Universal"], "artifact": ["theme parks"],
+        "price": ["8 billion"]}
