@@ -29,7 +29,9 @@ scores each on the same docs (strict entity F1 against the file's gold):
         '{"old": {"@llm_models": "spacy_codeie.DefaultModel.v2"},
           "new": {"@llm_models": "spacy_codeie.DefaultModel.v3"}}'
 
-The first entry is the baseline of the docs/s ratio.
+The first entry is the baseline of the docs/s ratio. An entry may add `"benchmark:int8_dynamic": true` (with
+`"merge_adapter": true` and float32 weights): the benchmark then quantizes the model's Linear layers to int8
+(torch's dynamic quantization) after loading, to measure that path without offering it as a setting.
 """
 from __future__ import annotations
 
@@ -516,9 +518,13 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     from spacy_codeie.scoring import score_codeie
 
     _set_threads(spec)
+    block = dict(spec["model_block"])
+    int8 = block.pop(INT8_KEY, False)
     start = time.perf_counter()
     nlp = spacy.blank(spec["lang"])
-    component = nlp.add_pipe("codeie", config={"schema": _schema_config(spec), "model": spec["model_block"]})
+    component = nlp.add_pipe("codeie", config={"schema": _schema_config(spec), "model": block})
+    if int8:
+        _quantize_int8(component.model)
     load_s = time.perf_counter() - start
     converter = GoldConverter(nlp)
     examples = [converter.example(r) for r in spec["records"]]
@@ -530,13 +536,34 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     scores = score_codeie(examples)
     diag = [doc.user_data.get("codeie_diagnostics", {}) for doc in docs]
     prompts = sum(d.get("prompts", 0) for d in diag) or 1
+    stats = getattr(component.model, "stats", {})
     return {"load_s": load_s, "wall_s": wall_s, "docs": len(docs), "model_config": spec["model_block"],
+            "generated_tokens": stats.get("generated_tokens"), "batches": stats.get("batches"),
+            "int8_linear_layers": sum(m._get_name() == "DynamicQuantizedLinear"
+                                      for m in component.model.model.modules()),
             "prompt_style": type(component.prompt).__name__, "ents_f": scores.get("codeie_ents_f"),
             "truncated_rate": sum(d.get("truncated", 0) for d in diag) / prompts,
             "parse_error_rate": scores.get("codeie_parse_error_rate"),
             "hallucinated": sum(d.get("hallucinated", 0) for d in diag),
             "backend_settings": {key: getattr(component.model, key, None) for key in
                                  ("batch_size", "max_new_tokens", "dtype", "prefix_cache", "constrained")}}
+
+
+# A --compare entry may carry this key: the benchmark then applies torch's dynamic int8 quantization to the
+# backend's Linear layers after loading. It is measured here, not offered as a setting (torch deprecates it).
+INT8_KEY = "benchmark:int8_dynamic"
+
+
+def _quantize_int8(backend) -> None:
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    if backend.dtype != torch.float32:
+        raise ValueError(f"{INT8_KEY} quantizes float32 weights; drop 'dtype' from this entry.")
+    if backend.has_adapter and not backend.merge_adapter:
+        raise ValueError(f"{INT8_KEY} needs the adapter merged first: add \"merge_adapter\": true to this entry.")
+    backend.model = quantize_dynamic(backend.model, {torch.nn.Linear}, dtype=torch.qint8)
+    backend.clear_prefix_cache()
 
 
 def compare_configs(args, configs: Dict[str, Dict[str, Any]], data: Path, labels: Path) -> int:
@@ -565,15 +592,16 @@ def compare_configs(args, configs: Dict[str, Dict[str, Any]], data: Path, labels
     lines = [f"## codeie configurations: {len(timed)} docs of {data.parent.name}/{data.name}, schema "
              f"{labels.parent.name}/{labels.name}, nlp.pipe batch size {args.pipe_batch_size}, threads "
              f"{args.threads or 'default'}", "",
-             "| config | prompt style | wall s | docs/s | x first | entity F1 | parse errors | truncated | "
-             "hallucinated | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| config | prompt style | wall s | docs/s | x first | new tokens/doc | entity F1 | parse errors | "
+             "truncated | hallucinated | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if not r.get("ok"):
-            lines.append(f"| {name} | FAILED: {r.get('error')} |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {name} | FAILED: {r.get('error')} |  |  |  |  |  |  |  |  |  |")
             continue
         rate = len(timed) / r["wall_s"]
         ratio = f"{rate / base_rate:.2f}" if base_rate else ""
-        lines.append(f"| {name} | {r['prompt_style']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | "
+        per_doc = f"{r['generated_tokens'] / len(timed):.1f}" if r.get("generated_tokens") is not None else ""
+        lines.append(f"| {name} | {r['prompt_style']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | {per_doc} | "
                      f"{_fmt(r['ents_f'], 3)} | {_fmt(r['parse_error_rate'], 3)} | {r['truncated_rate']:.3f} | "
                      f"{r['hallucinated']} | {r['peak_rss_mib']:.0f} |")
     table = "\n".join(lines)

@@ -62,12 +62,16 @@ def test_throughput_compares_whole_configurations(tmp_path, tiny_chat_model_dir)
     shared_file("conll2003_en", "test")
     out = tmp_path / "compare.json"
     block = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_chat_model_dir), "max_new_tokens": 4}
-    configs = {"first": block, "second": dict(block, batch_size=1)}
+    configs = {"first": block, "second": dict(block, batch_size=1, dtype="bfloat16"),
+               "int8": dict(block, merge_adapter=True, **{"benchmark:int8_dynamic": True})}
     done = _run("throughput.py", "--docs", "3", "--batch-size", "1", "--threads", "1", "--compare",
                 json.dumps(configs), "--json-out", str(out))
     results = json.loads(out.read_text())["results"]
-    assert list(results) == ["first", "second"]
+    assert list(results) == ["first", "second", "int8"]
     assert all(r["ok"] and r["docs"] == 3 and r["prompt_style"] == "KnowCoderPrompt" for r in results.values())
+    assert all(r["generated_tokens"] > 0 for r in results.values())
+    assert results["second"]["backend_settings"]["dtype"] == "torch.bfloat16"
+    assert results["int8"]["int8_linear_layers"] > 0 and results["first"]["int8_linear_layers"] == 0
     assert "| first | KnowCoderPrompt |" in done.stdout and "| 1.00 |" in done.stdout
 
 
