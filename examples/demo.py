@@ -30,8 +30,8 @@ def main() -> None:
         print(f"\n{doc.text}")
         print("  entities: ", [(e.text, e.label_) for e in doc.ents])
         print("  relations:", [(r.head.text, r.label, r.tail.text) for r in doc._.relations])
-        print("  events:   ", [(e.label, e.trigger.text, {k: [s.text for s in v] for k, v in e.arguments.items()})
-                               for e in doc._.events])
+        print("  events:   ", [(e.label, e.trigger.text if e.trigger is not None else None,  # None: no trigger
+                                {k: [s.text for s in v] for k, v in e.arguments.items()}) for e in doc._.events])
         diag = doc.user_data["codeie_diagnostics"]
         print(f"  diagnostics: {diag['instances']} instances, {diag['hallucinated']} hallucinated, "
               f"{diag['unparseable'] + diag['unknown_class'] + diag['bad_arguments']} rejected")

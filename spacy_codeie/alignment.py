@@ -140,7 +140,7 @@ class AlignedRelation:
 @dataclass
 class AlignedEvent:
     label: str
-    trigger: CharSpan
+    trigger: Optional[CharSpan]  # None for an answer that names no trigger (YAYI-UIE's role dicts)
     arguments: List[AlignedArgument] = field(default_factory=list)
 
 
@@ -383,6 +383,7 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
     entity_spans: List[AlignedEntity] = []
     entity_at: Dict[CharSpan, Tuple[int, AlignedEntity]] = {}  # span -> (generation order, entity)
     known: Dict[Tuple[str, Optional[str], int], Optional[_Options]] = {}
+    earlier: Dict[EventInstance, Set[CharSpan]] = {}  # argument places of a trigger-less event named before
 
     def count(status: str) -> None:
         result.mentions += 1
@@ -419,6 +420,10 @@ def align_instances(text: str, instances: Sequence[Instance], offset: int = 0) -
             if heads and tails:
                 head, tail = _closest_pair(heads, tails)
                 result.relations.append(AlignedRelation(inst.label, head, tail))
+        elif isinstance(inst, EventInstance) and not inst.trigger:
+            event = _align_triggerless(inst, candidates, earlier.setdefault(inst, set()))
+            if event is not None:
+                result.events.append(event)
         elif isinstance(inst, EventInstance):
             event = _align_event(inst, aligner, candidates, count)
             if event is not None:
@@ -462,6 +467,34 @@ def _align_event(inst: EventInstance, aligner: StringAligner,
     return event
 
 
+def _align_triggerless(inst: EventInstance, candidates: Callable[[Mention], Optional[_Options]],
+                       earlier: Set[CharSpan]) -> Optional[AlignedEvent]:
+    """An event whose answer names no trigger: its arguments placed close to each other, with no trigger.
+
+    The anchor stands in for the trigger: the argument occurrence with the least total distance to the other
+    arguments (the earliest at equal cost), and each argument takes its free occurrence nearest to it. The same
+    event named again in a window prefers places its earlier copies did not take (`earlier`, updated here), as
+    a string named twice in one event takes two places; no occurrence is used up for other instances. With no
+    argument in the text there is nothing to place, and the event is dropped.
+    """
+    options = [(role, option) for role, option in ((r, candidates(m)) for r, m in inst.arguments) if option]
+    if not options:
+        return None
+    spans = {span for _, option in options for span in option.spans}
+    starts = {span[0] for span in spans - earlier} or {span[0] for span in spans}
+    anchor = min(starts, key=lambda s: (sum(option.distance(s) for _, option in options), s))
+    event = AlignedEvent(inst.label, None)
+    placed: List[CharSpan] = list(earlier)
+    placed_set: Set[CharSpan] = set(earlier)
+    for role, option in options:
+        chosen = option.arg(option.free_nearest(anchor, placed, placed_set), role)
+        placed.append((chosen.start, chosen.end))
+        placed_set.add((chosen.start, chosen.end))
+        event.arguments.append(chosen)
+    earlier.update(placed_set)
+    return event
+
+
 def _shift(result: AlignmentResult, offset: int) -> None:
     for ent in result.entities:
         ent.start += offset
@@ -471,7 +504,8 @@ def _shift(result: AlignmentResult, offset: int) -> None:
             arg.start += offset
             arg.end += offset
     for event in result.events:
-        event.trigger = (event.trigger[0] + offset, event.trigger[1] + offset)
+        if event.trigger is not None:
+            event.trigger = (event.trigger[0] + offset, event.trigger[1] + offset)
         for arg in event.arguments:
             arg.start += offset
             arg.end += offset

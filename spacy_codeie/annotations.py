@@ -2,7 +2,8 @@
 
 Plain character offsets in `doc.user_data` survive `DocBin` and `nlp.to_disk`/`spacy.load`; `Span` objects
 would not. The extensions (`doc._.relations`, `doc._.events` by default; names configurable) are getters that
-build the span objects on access.
+build the span objects on access. An event may have no trigger (`None`): YAYI-UIE's answers name only the
+roles, so such an event is its label and its arguments.
 """
 from __future__ import annotations
 
@@ -31,13 +32,13 @@ class RelationMention:
 
 @dataclass(frozen=True)
 class EventMention:
-    trigger: Span
+    trigger: Optional[Span]  # None for an event whose answer named no trigger (YAYI-UIE)
     label: str
     arguments: Dict[str, List[Span]]
 
     def to_dict(self) -> Dict[str, Any]:
         return {
-            "trigger": _span_dict(self.trigger),
+            "trigger": _span_dict(self.trigger) if self.trigger is not None else None,
             "label": self.label,
             "arguments": [dict(_span_dict(span), role=role)
                           for role, spans in self.arguments.items() for span in spans],
@@ -73,14 +74,18 @@ def _events_getter(name: str):
     def get(doc: Doc) -> List[EventMention]:
         out = []
         for rec in doc.user_data.get(storage_key(name), ()):
-            trigger = _char_span(doc, rec["trigger"][0], rec["trigger"][1], rec["label"])
-            if trigger is None:
-                continue
+            trigger = None
+            if rec["trigger"] is not None:
+                trigger = _char_span(doc, rec["trigger"][0], rec["trigger"][1], rec["label"])
+                if trigger is None:
+                    continue
             arguments: Dict[str, List[Span]] = {}
             for start, end, role, label in rec["arguments"]:
                 span = _char_span(doc, start, end, label or "")
                 if span is not None:
                     arguments.setdefault(role, []).append(span)
+            if trigger is None and not arguments:  # a trigger-less event is its arguments: nothing to show
+                continue
             out.append(EventMention(trigger, rec["label"], arguments))
         return out
 
@@ -110,10 +115,10 @@ def relation_record(head: Span, tail: Span, label: str) -> Dict[str, Any]:
             "label": label}
 
 
-def event_record(trigger: Span, label: str, arguments: Iterable[tuple]) -> Dict[str, Any]:
-    """`arguments` holds (role, Span) pairs."""
+def event_record(trigger: Optional[Span], label: str, arguments: Iterable[tuple]) -> Dict[str, Any]:
+    """`arguments` holds (role, Span) pairs; `trigger` None is stored as None (an event named by roles only)."""
     return {
-        "trigger": [trigger.start_char, trigger.end_char],
+        "trigger": [trigger.start_char, trigger.end_char] if trigger is not None else None,
         "label": label,
         "arguments": [[span.start_char, span.end_char, role, span.label_] for role, span in arguments],
     }

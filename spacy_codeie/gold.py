@@ -6,7 +6,8 @@ through the component, those completions must reproduce the gold annotations: th
 """
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, Iterable, List, Optional
+import warnings
+from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
 from spacy.tokens import Doc, Span
 from spacy_llm.registry import registry as llm_registry
@@ -15,9 +16,20 @@ from .annotations import event_records, relation_records
 from .instances import EntityInstance, EventInstance, Instance, Mention, RelationInstance
 from .schema.types import ANY_ENTITY, Schema
 
+TRIGGERLESS_SKIPPED = ("gold_instances left out trigger-less events (no trigger span): the answers of this "
+                       "prompt style name a trigger for every event, so such an event cannot be written as one. "
+                       "Pass triggerless=True for styles whose answers name no trigger (YAYI-UIE).")
+
 
 def _inside(start: int, end: int, window: Span) -> bool:
     return window.start_char <= start and end <= window.end_char
+
+
+def _event_start(rec: Mapping[str, Any]) -> int:
+    """Where an event record starts, for text order: its trigger, or (trigger-less) its first argument."""
+    if rec["trigger"] is not None:
+        return rec["trigger"][0]
+    return min((a[0] for a in rec["arguments"]), default=0)
 
 
 def gold_instances(
@@ -29,8 +41,14 @@ def gold_instances(
     spans_key: str = "codeie",
     relations_extension: str = "relations",
     events_extension: str = "events",
+    triggerless: bool = False,
 ) -> List[Instance]:
-    """The gold instances of one window whose types the group asks for, in text order per kind."""
+    """The gold instances of one window whose types the group asks for, in text order per kind.
+
+    A trigger-less event (trigger None) becomes an `EventInstance` with trigger "" of its arguments inside the
+    window only with `triggerless`, for styles whose answers name no trigger; the code styles need a trigger
+    for every event, so otherwise it is left out, with a warning rather than a wrong answer.
+    """
     text = doc.text
     spans = doc.spans[spans_key] if spans_key in doc.spans else doc.ents
     entity_labels = {e.label for e in schema.entities}
@@ -46,10 +64,21 @@ def gold_instances(
             instances.append(RelationInstance(rec["label"], Mention(text[hs:he], hl or None),
                                               Mention(text[ts:te], tl or None)))
     events = {e.label: e for e in schema.events}
-    for rec in sorted(event_records(doc, events_extension), key=lambda r: r["trigger"][0]):
+    skipped = 0
+    for rec in sorted(event_records(doc, events_extension), key=_event_start):
         etype = events.get(rec["label"])
-        start, end = rec["trigger"]
-        if etype is None or rec["label"] not in targets or not _inside(start, end, window):
+        if etype is None or rec["label"] not in targets:
+            continue
+        if rec["trigger"] is None:
+            if not any(_inside(a_start, a_end, window) for a_start, a_end, _, _ in rec["arguments"]):
+                continue
+            if not triggerless:
+                skipped += 1
+                continue
+            trigger = ""
+        elif _inside(rec["trigger"][0], rec["trigger"][1], window):
+            trigger = text[rec["trigger"][0]:rec["trigger"][1]]
+        else:
             continue
         roles = {r.name: r for r in etype.roles}
         arguments = []
@@ -59,7 +88,10 @@ def gold_instances(
                 continue
             typed = label if label in entity_labels and (ANY_ENTITY in role.types or label in role.types) else None
             arguments.append((role_name, Mention(text[a_start:a_end], typed)))
-        instances.append(EventInstance(rec["label"], text[start:end], tuple(arguments)))
+        if trigger or arguments:
+            instances.append(EventInstance(rec["label"], trigger, tuple(arguments)))
+    if skipped:
+        warnings.warn(TRIGGERLESS_SKIPPED, stacklevel=2)
     return instances
 
 
@@ -74,6 +106,7 @@ def gold_completions(component, docs: Iterable[Doc]) -> Dict[str, str]:
             instances = gold_instances(
                 doc, window, group, component.group_targets[g], spans_key=cfg["spans_key"],
                 relations_extension=cfg["relations_extension"], events_extension=cfg["events_extension"],
+                triggerless=not getattr(component.prompt, "event_triggers", True),
             )
             table.setdefault(prompt, component.prompt.render_completion(group, instances))
     return table
@@ -102,5 +135,8 @@ def present_labels(doc: Doc, window: Span, spans_key: str = "codeie") -> frozens
 
     labels = {s.label_ for s in doc.spans.get(spans_key, ()) if inside(s.start_char, s.end_char)}
     labels.update(r["label"] for r in relation_records(doc) if inside(*r["head"][:2]) and inside(*r["tail"][:2]))
-    labels.update(r["label"] for r in event_records(doc) if inside(*r["trigger"]))
+    for rec in event_records(doc):  # a trigger-less event is inside where one of its arguments is
+        spans = [rec["trigger"]] if rec["trigger"] is not None else [a[:2] for a in rec["arguments"]]
+        if any(inside(*span) for span in spans):
+            labels.add(rec["label"])
     return frozenset(labels)

@@ -505,14 +505,18 @@ class CodeIE(Pipe):
                     record = relation_record(head, tail, rel.label)
                     relations.setdefault(_freeze(record), record)
             for event in result.events:
-                trigger = self._span(doc, event.trigger[0], event.trigger[1], event.label, diag)
-                if trigger is None:
-                    continue
+                trigger = None
+                if event.trigger is not None:
+                    trigger = self._span(doc, event.trigger[0], event.trigger[1], event.label, diag)
+                    if trigger is None:
+                        continue
                 args = []
                 for arg in event.arguments:
                     span = self._span(doc, arg.start, arg.end, arg.label, diag)
                     if span is not None:
                         args.append((arg.role, span))
+                if trigger is None and not args:  # trigger-less (YAYI): nothing of it is left to place
+                    continue
                 record = event_record(trigger, event.label, args)
                 events.setdefault(_freeze(record), record)
         predicted = sorted(spans.values(), key=lambda s: (s.start, -s.end))
@@ -642,8 +646,9 @@ def _count_parse(parsed: ParseResult, diag: Counter) -> None:
 
 def _merge_stages(first: ParseResult, second: ParseResult) -> ParseResult:
     """The first answer's instances with the second stage's events in place of the events they complete (same
-    type and trigger); a detected event the second stage does not answer for stays as detected."""
-    completed = {(i.label, i.trigger) for i in second.instances if isinstance(i, EventInstance)}
+    type and trigger); a detected event the second stage does not answer for stays as detected. A trigger-less
+    event completes none (it cannot say which one it completes): it is added beside them."""
+    completed = {(i.label, i.trigger) for i in second.instances if isinstance(i, EventInstance) and i.trigger}
     kept = [i for i in first.instances if not (isinstance(i, EventInstance) and (i.label, i.trigger) in completed)]
     return ParseResult(instances=kept + list(second.instances))
 

@@ -1,10 +1,11 @@
 """The shared JSONL format <-> Docs with gold entities, relations and events; DocBin; a spaCy corpus reader.
 
 Record: {"id", "lang", "text", "entities": [{start, end, label, text}], "relations": [{head, tail, label}]
-(indices into entities), "events": [{"trigger": {start, end, text}, "label", "arguments": [{start, end,
-text, role}]}]}. Offsets are code points into `text`, end exclusive. Optional, for open IE: "triples":
-[{"subject", "predicate", "object", "time", "location"}], each part {start, end, text} ({text} alone where it
-is not in the text), a string (found in the text), or null.
+(indices into entities), "events": [{"trigger": {start, end, text} or null, "label", "arguments": [{start,
+end, text, role}]}]}; a null trigger is an event named by its arguments only (YAYI-UIE's answers). Offsets
+are code points into `text`, end exclusive. Optional, for open IE: "triples": [{"subject", "predicate",
+"object", "time", "location"}], each part {start, end, text} ({text} alone where it is not in the text), a
+string (found in the text), or null.
 """
 from __future__ import annotations
 
@@ -109,15 +110,18 @@ class GoldConverter:
         set_relation_records(doc, relations, self.relations_extension)
         events = []
         for event in record.get("events") or ():
-            trig = event["trigger"]
-            trigger = self._span(doc, trig["start"], trig["end"], event["label"])
-            if trigger is None:
-                continue
+            trig, trigger = event.get("trigger"), None
+            if trig is not None:
+                trigger = self._span(doc, trig["start"], trig["end"], event["label"])
+                if trigger is None:
+                    continue
             args = []
             for arg in event.get("arguments") or ():
                 span = self._span(doc, arg["start"], arg["end"], arg.get("filler_type") or "")
                 if span is not None:
                     args.append((arg["role"], span))
+            if trigger is None and not args:  # trigger-less, and none of its arguments is left
+                continue
             events.append(event_record(trigger, event["label"], args))
         set_event_records(doc, events, self.events_extension)
         if record.get("triples") is not None:
@@ -161,9 +165,12 @@ def doc_to_record(
                           "label": rec["label"]})
     events = []
     for rec in event_records(doc, events_extension):
-        start, end = rec["trigger"]
+        trigger = None
+        if rec["trigger"] is not None:
+            start, end = rec["trigger"]
+            trigger = {"start": start, "end": end, "text": doc.text[start:end]}
         events.append({
-            "trigger": {"start": start, "end": end, "text": doc.text[start:end]},
+            "trigger": trigger,
             "label": rec["label"],
             "arguments": [{"start": s, "end": e, "text": doc.text[s:e], "role": role}
                           for s, e, role, _ in rec["arguments"]],

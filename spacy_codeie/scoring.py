@@ -5,6 +5,9 @@
 - relations strict: both argument spans and entity types, and the label; boundary: spans and label;
 - event triggers: identification (span) and classification (span + type);
 - event arguments: identification (event type + span) and classification (+ role), as in OneIE-style EE.
+
+Arguments are keyed without their trigger, so the arguments of a trigger-less event (YAYI-UIE names roles
+only) score like any others; such an event has no trigger to score, so gold triggers it stands for are missed.
 """
 from __future__ import annotations
 
@@ -101,9 +104,10 @@ def _relations(doc: Doc, ext: str) -> Tuple[Set[Tuple], Set[Tuple]]:
 def _events(doc: Doc, ext: str) -> Tuple[Set[Tuple], Set[Tuple], Set[Tuple], Set[Tuple]]:
     trig_id, trig_cls, arg_id, arg_cls = set(), set(), set(), set()
     for rec in event_records(doc, ext):
-        s, e = rec["trigger"]
-        trig_id.add((s, e, rec["label"]))  # label kept only for per-type tallies
-        trig_cls.add((s, e, rec["label"]))
+        if rec["trigger"] is not None:  # a trigger-less event counts by its arguments only
+            s, e = rec["trigger"]
+            trig_id.add((s, e, rec["label"]))  # label kept only for per-type tallies
+            trig_cls.add((s, e, rec["label"]))
         for a_start, a_end, role, _ in rec["arguments"]:
             arg_id.add((a_start, a_end, rec["label"]))
             arg_cls.add((a_start, a_end, role, rec["label"]))
@@ -136,7 +140,7 @@ def score_codeie(
         rel_strict.add(g_strict, p_strict, last)
         rel_boundary.add(g_boundary, p_boundary, last)
         g_ev, p_ev = _events(gold, events_extension), _events(pred, events_extension)
-        has_event = has_event or bool(g_ev[0] or p_ev[0])
+        has_event = has_event or any(g_ev) or any(p_ev)
         trig_id.add({x[:2] for x in g_ev[0]}, {x[:2] for x in p_ev[0]})
         trig_cls.add(g_ev[1], p_ev[1], last)
         arg_id.add(g_ev[2], p_ev[2])

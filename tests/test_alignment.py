@@ -68,6 +68,43 @@ def test_a_string_named_twice_in_one_event_takes_two_places():
     assert sorted(a.start for a in aligned.arguments) == [0, 12]
 
 
+def test_a_triggerless_event_places_its_arguments_near_each_other():
+    text = "Acme sold Bolt to Zeta in 1990. In 2001 Volt bought Bolt from Acme."
+    event = EventInstance("BUY", "", (("buyer", Mention("Volt")), ("target", Mention("Bolt")),
+                                      ("seller", Mention("Acme"))))
+    result = align_instances(text, [event], offset=100)
+    (aligned,) = result.events
+    assert aligned.trigger is None
+    assert [(text[a.start - 100:a.end - 100], a.start - 100, a.role) for a in aligned.arguments] == [
+        ("Volt", 40, "buyer"), ("Bolt", 52, "target"), ("Acme", 62, "seller")]  # the second sentence's
+    assert result.mentions == 3 and result.hallucinated == 0
+
+
+def test_a_triggerless_event_named_again_takes_the_next_places_and_uses_up_nothing_else():
+    text = "Acme bought Bolt. Much later, once more, Acme bought Bolt."
+    event = EventInstance("BUY", "", (("buyer", Mention("Acme")), ("target", Mention("Bolt"))))
+    result = align_instances(text, [event, event, EntityInstance("ORG", "Acme")])
+    assert [[a.start for a in e.arguments] for e in result.events] == [[0, 12], [41, 53]]
+    assert [e.start for e in result.entities] == [0]  # events took no occurrence from the entities
+
+
+def test_a_triggerless_event_with_no_argument_in_the_text_is_dropped():
+    text = "Acme bought Bolt."
+    result = align_instances(text, [EventInstance("BUY", "", (("buyer", Mention("Volt")),)),
+                                    EventInstance("BUY", "", ()),
+                                    EventInstance("BUY", "", (("buyer", Mention("Volt")), ("target", Mention("Bolt"))))])
+    (aligned,) = result.events
+    assert aligned.trigger is None and [(a.start, a.role) for a in aligned.arguments] == [(12, "target")]
+    assert result.hallucinated == 2 and result.mentions == 3
+
+
+def test_a_named_trigger_that_is_not_in_the_text_still_drops_its_event():
+    text = "Acme bought Bolt."
+    result = align_instances(text, [EventInstance("BUY", "acquired", (("buyer", Mention("Acme")),)),
+                                    EventInstance("BUY", " ", (("buyer", Mention("Acme")),))])
+    assert result.events == [] and result.hallucinated == 2
+
+
 def _blank(lang):
     if lang == "ko":
         return spacy.blank("ko", config={"nlp": {"tokenizer": {"@tokenizers": "spacy.Tokenizer.v1"}}})

@@ -84,6 +84,17 @@ def expected(saved_pipeline):
     return out
 
 
+def test_a_triggerless_event_fits_the_output_schema_and_reads_back():
+    from spacy_codeie.distributed import output_schema
+
+    record = {"id": "yayi", "lang": "en", "text": GOLD[0]["text"], "entities": [], "relations": [],
+              "events": [{"trigger": None, "label": "ACQUISITION",
+                          "arguments": [{"start": 44, "end": 53, "text": "Acme Corp", "role": "buyer"}]}],
+              "diagnostics": {"instances": 1}}
+    (row,) = pa.Table.from_pylist([record], schema=output_schema(pa.string())).to_pylist()
+    assert record_from_row(row) == record
+
+
 def test_expected_records_have_annotations(expected):
     by_text = {r["text"]: r for r in expected}
     acq = by_text[GOLD[0]["text"]]

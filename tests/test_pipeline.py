@@ -401,3 +401,14 @@ def test_a_schema_part_longer_than_the_context_says_what_to_lower(scripted):
     nlp.get_pipe("codeie").model = CountingModel(100)
     with pytest.raises(PromptTooLongError, match="before any text.*max_types_per_prompt"):
         nlp("Ada wrote.")
+
+
+def test_a_triggerless_follow_up_answer_completes_no_detected_event():
+    from spacy_codeie.instances import EventInstance, Mention, ParseResult
+    from spacy_codeie.pipeline import _merge_stages
+
+    detected = ParseResult(instances=[EventInstance("BUY", "bought"), EventInstance("BUY", "")])
+    second = ParseResult(instances=[EventInstance("BUY", "bought", (("buyer", Mention("Acme")),)),
+                                    EventInstance("BUY", "", (("buyer", Mention("Bolt")),))])
+    # "bought" is completed; a trigger-less answer cannot say which detection it completes, so it is added
+    assert _merge_stages(detected, second).instances == [EventInstance("BUY", ""), *second.instances]

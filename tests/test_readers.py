@@ -38,6 +38,23 @@ def test_jsonl_docbin_and_corpus(tmp_path):
     assert not examples[0].predicted.ents
 
 
+def test_a_null_trigger_reads_and_writes_back_as_a_triggerless_event(tmp_path):
+    record = dict(RECORD, id="yayi", events=[
+        {"trigger": None, "label": "BUY", "arguments": [{"start": 44, "end": 53, "text": "Acme Corp", "role": "buyer"}]},
+        {"trigger": None, "label": "BUY", "arguments": [{"start": 44, "end": 46, "text": "Ac", "role": "buyer"}]}])
+    nlp = spacy.blank("en")
+    converter = GoldConverter(nlp, alignment_mode="strict")
+    doc = converter.doc(record)
+    (event,) = doc._.events  # the second has no argument on token boundaries: nothing of it is left
+    assert event.trigger is None and event.arguments["buyer"][0].text == "Acme Corp"
+    assert converter.misaligned == 1
+    assert doc_to_record(doc) == dict(record, events=record["events"][:1])
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf8")
+    (back,) = DocBin().from_bytes(jsonl_to_docbin(path, nlp).to_bytes()).get_docs(nlp.vocab)
+    assert doc_to_record(back)["events"][0]["trigger"] is None
+
+
 def test_bad_jsonl(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"no_text": 1}\n', encoding="utf8")

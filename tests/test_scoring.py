@@ -14,8 +14,8 @@ def make_doc(nlp, ents, rels=(), events=(), diag=None):
     spans = [doc.char_span(s, e, label) for (s, e), label in ents]
     doc.ents = spans
     set_relation_records(doc, [{"head": [*h, hl], "tail": [*t, tl], "label": lab} for h, hl, t, tl, lab in rels])
-    set_event_records(doc, [{"trigger": list(tr), "label": lab, "arguments": [[*a, role, ""] for a, role in args]}
-                            for tr, lab, args in events])
+    set_event_records(doc, [{"trigger": list(tr) if tr is not None else None, "label": lab,
+                             "arguments": [[*a, role, ""] for a, role in args]} for tr, lab, args in events])
     if diag:
         doc.user_data["codeie_diagnostics"] = diag
     return doc
@@ -51,6 +51,24 @@ def test_nothing_to_score_gives_none_not_zero(nlp):
     doc = make_doc(nlp, [])
     s = score_codeie([Example(doc, doc)])
     assert s["ents_f"] is None and s["codeie_rel_strict_f"] is None and s["codeie_arg_cls_f"] is None
+
+
+def test_triggerless_events_score_their_arguments_and_miss_the_trigger(nlp):
+    gold = make_doc(nlp, [], events=[(BOUGHT, "BUY", [(ACME, "buyer"), (BABBAGE, "target")])])
+    pred = make_doc(nlp, [], events=[(None, "BUY", [(ACME, "buyer"), (BABBAGE, "buyer")]),  # one role wrong
+                                     (None, "SELL", [(ADA, "seller")])])  # a type gold does not have
+    s = score_codeie([Example(pred, gold)])
+    assert s["codeie_trigger_id_p"] == s["codeie_trigger_id_r"] == s["codeie_trigger_cls_f"] == 0.0
+    assert s["codeie_trigger_cls_per_type"] == {"BUY": {"p": 0.0, "r": 0.0, "f": 0.0}}  # missed, not predicted
+    assert s["codeie_arg_id_p"] == pytest.approx(2 / 3) and s["codeie_arg_id_r"] == 1.0
+    assert s["codeie_arg_cls_p"] == pytest.approx(1 / 3) and s["codeie_arg_cls_r"] == 0.5
+    assert s["codeie_arg_cls_per_type"]["target"] == {"p": 0.0, "r": 0.0, "f": 0.0}
+
+
+def test_triggerless_predictions_alone_are_scored_not_none(nlp):
+    pred = make_doc(nlp, [], events=[(None, "BUY", [(ACME, "buyer")])])
+    s = score_codeie([Example(pred, make_doc(nlp, []))])
+    assert s["codeie_arg_cls_p"] == 0.0 and s["codeie_arg_cls_f"] == 0.0 and s["codeie_trigger_cls_f"] == 0.0
 
 
 def test_registered_scorer_is_the_component_default():

@@ -72,6 +72,34 @@ def test_relations_derived_from_events():
     assert relation_schema(schema, types).relations[0].class_name == "AttackAttackerTarget"
 
 
+def test_triggerless_gold_events_are_left_out_of_code_style_records_with_a_warning():
+    import spacy
+
+    from spacy_codeie.gold import gold_instances, present_labels
+    from spacy_codeie.instances import EventInstance, Mention
+    from spacy_codeie.prompting.knowcoder import KnowCoderPrompt
+    from spacy_codeie.readers import GoldConverter
+    from spacy_codeie.training.records import sft_records_for
+
+    schema = schema_from_dict(events={"ATTACK": {"roles": {"attacker": ["Entity"], "target": ["Entity"]}},
+                                      "MEET": {"roles": {"place": ["Entity"]}}})
+    text = "Rebels attacked the town. They met in Aden."
+    record = {"text": text, "events": [
+        {"label": "ATTACK", "trigger": {"start": 7, "end": 15, "text": "attacked"},
+         "arguments": [{"start": 0, "end": 6, "text": "Rebels", "role": "attacker"}]},
+        {"label": "MEET", "trigger": None, "arguments": [{"start": 38, "end": 42, "text": "Aden", "role": "place"}]}]}
+    with pytest.warns(UserWarning, match="left out trigger-less events"):
+        (sft,) = sft_records_for([record], schema, dataset="d", lang="en", prompt=KnowCoderPrompt(),
+                                 augment=AugmentSettings.off(), seed=0)
+    assert 'Attack(trigger="attacked"' in sft["completion"] and "Meet(" not in sft["completion"]
+    assert sft["instances"] == 1
+    doc = GoldConverter(spacy.blank("en")).doc(record)
+    assert present_labels(doc, doc[:]) == {"ATTACK", "MEET"}
+    assert present_labels(doc, doc[:5]) == {"ATTACK"}  # Aden, the trigger-less event's argument, is outside
+    assert gold_instances(doc, doc[:], schema, frozenset({"MEET"}), triggerless=True) == [
+        EventInstance("MEET", "", (("place", Mention("Aden")),))]  # for styles whose answers name no trigger
+
+
 @pytest.mark.parametrize("dataset,lang,derive", [("conll04", "en", "off"), ("phee", "en", "also"),
                                                  ("fewfc_zh", "zh", "only"), ("wikiann", "xx", "off")])
 def test_every_augmented_record_round_trips_through_the_component(dataset, lang, derive):

@@ -167,6 +167,16 @@ def test_projection_finds_distinct_occurrences():
     assert reason == "" and sorted(e["start"] for e in target["entities"]) == [0, 10]
 
 
+def test_projection_moves_a_triggerless_event_by_its_arguments():
+    source = _record("Acme bought Bolt.", [])
+    source["events"] = [{"trigger": None, "label": "BUY",
+                         "arguments": [{"start": 0, "end": 4, "text": "Acme", "role": "buyer"},
+                                       {"start": 12, "end": 16, "text": "Bolt", "role": "target"}]}]
+    target, reason = project_record(source, "Bolt wurde von Acme gekauft.", {"Acme": "Acme", "Bolt": "Bolt"}, "de")
+    assert reason == "" and target["events"] == [{"label": "BUY", "trigger": None, "arguments": [
+        {"start": 15, "end": 19, "text": "Acme", "role": "buyer"}, {"start": 0, "end": 4, "text": "Bolt", "role": "target"}]}]
+
+
 def test_translated_instance_prediction_record():
     schema = schema_from_dict(entities={"PER": "a person", "LOC": "a place"})
     pair = {"source": _record("Ada Lovelace lives in London.", [("Ada Lovelace", "PER"), ("London", "LOC")]),

@@ -7,6 +7,7 @@ import re
 import sys
 import threading
 import urllib.request
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -253,6 +254,41 @@ def test_each_kind_of_error_is_marked_on_its_side():
     assert case.errors == {"fp": 2, "fn": 3, "label": 2, "boundary": 2}
     assert case.tp == 2 and case.n_pred == 8 and case.n_gold == 9  # PER and the trigger agree
     assert case.fscore == pytest.approx(4 / 17)
+
+
+YAYI_TEXT = "Widget Co said Acme bought Widget Co on Monday."
+TRIGGERLESS = {"id": "yayi", "lang": "en", "text": YAYI_TEXT, "entities": [], "relations": [],
+               "events": [{"trigger": None, "label": "ACQUISITION",
+                           "arguments": [{"start": 15, "end": 19, "text": "Acme", "role": "buyer"},
+                                         {"start": 27, "end": 36, "text": "Widget Co", "role": "target"}]}]}
+
+
+def test_a_triggerless_event_renders_its_roles_without_a_trigger_mark():
+    doc = GoldConverter(spacy.blank("en")).doc(TRIGGERLESS)
+    assert doc._.events[0].trigger is None
+    markup = render(doc, jupyter=False)
+    parsed = parse(markup)
+    assert parsed.texts == [YAYI_TEXT]
+    assert [(label, text) for _, _, label, text in parsed.marks] == [("", "Acme"), ("", "Widget Co")]  # no trigger
+    (arcs,) = arcs_of(markup)
+    by_id = {m: text for _, m, _, text in parsed.marks}
+    assert [(a["h"], a["e"], a["l"], by_id[a["t"]]) for a in arcs] == [(None, "ACQUISITION", "buyer", "Acme"),
+                                                                      (None, "ACQUISITION", "target", "Widget Co")]
+    assert 'ACQUISITION <i class="codeie-no-trigger">no trigger</i> → <b>buyer</b> → <q>Acme</q>' in markup
+    assert "0 relations, 1 events" in markup
+    labels = json.loads(unescape(re.search(r'data-labels="([^"]*)"', markup).group(1)))
+    assert labels == ["ACQUISITION", "buyer", "target"]  # its type too, for the legend and the "docs with" filter
+
+
+def test_a_triggerless_prediction_matches_gold_arguments_and_misses_the_trigger():
+    event = dict(TRIGGERLESS["events"][0], trigger={"start": 20, "end": 26, "text": "bought"})
+    gold = dict(TRIGGERLESS, events=[event])
+    (case,) = compare_records([gold], [TRIGGERLESS])
+    assert {a.label: a.status for a in case.pred.arcs} == {"buyer": "ok", "target": "ok"}
+    assert [m.status for m in case.gold.mentions if m.kind == "trigger"] == ["fn"]
+    assert case.tp == 2 and case.errors == {"fp": 0, "fn": 1, "label": 0, "boundary": 0}
+    markup = report_page([case], {})
+    assert "no trigger" in markup and "false negative" in markup
 
 
 def test_the_report_puts_the_worst_docs_first_and_shows_scores():

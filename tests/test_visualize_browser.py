@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import spacy
-from test_visualize import ANSWER, SAMPLES, TEXT, _pair
+from test_visualize import ANSWER, SAMPLES, TEXT, TRIGGERLESS, _pair
 
 from conftest import PAPER_SCHEMA
 from spacy_codeie import render
@@ -227,6 +227,27 @@ def test_evaluation_page_marks_errors_and_its_controls_work(chromium, tmp_path):
     png = screenshot(tmp_path / "report.html", tmp_path / "report.png", width=1300, height=1500)
     _check_png(png, 1300, 1500)
     _keep(png, "report.png")
+
+
+def test_triggerless_events_draw_their_roles_in_english_and_chinese(chromium, tmp_path):
+    zh_text = "习近平在北京会见了普京。"
+    zh = {"id": "zh", "lang": "zh", "text": zh_text, "entities": [], "relations": [],
+          "events": [{"trigger": None, "label": "会见", "arguments": [
+              {"start": 0, "end": 3, "role": "会见主体"}, {"start": 9, "end": 11, "role": "会见对象"},
+              {"start": 4, "end": 6, "role": "地点"}]}]}
+    docs = [GoldConverter(spacy.blank("en")).doc(TRIGGERLESS), GoldConverter(spacy.blank("zh")).doc(zh)]
+    more = r"""window.__more = function (out) {
+  var box = document.querySelector('input[type="checkbox"][data-label="ACQUISITION"]');
+  box.checked = false; box.dispatchEvent(new Event("change", { bubbles: true }));
+  out.arcLabelsAfterOff = Array.prototype.map.call(document.querySelectorAll(".codeie-arc-text"),
+                                                   function (t) { return t.textContent; });
+};"""
+    report = probe(render(docs, page=True, jupyter=False), tmp_path / "triggerless.html", more=more)
+    assert_all_visible(report, {"codeie-doc-0": {"ACQUISITION: buyer", "ACQUISITION: target"},
+                                "codeie-doc-1": {"会见: 会见主体", "会见: 会见对象", "会见: 地点"}})
+    assert {m["label"] for m in report["marks"]} == {""}  # arguments only: no trigger is marked
+    assert [t["text"] for t in report["texts"]] == [TRIGGERLESS["text"], zh_text]
+    assert sorted(report["arcLabelsAfterOff"]) == ["会见: 会见主体", "会见: 会见对象", "会见: 地点"]
 
 
 def test_a_script_in_the_text_stays_text_in_the_browser(chromium, tmp_path):

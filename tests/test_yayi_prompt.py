@@ -6,13 +6,18 @@ there) and the sample instructions of each task. The repository publishes no gol
 test/test_sample_100.jsonl is not in the stored snapshot), so the answers below are of the shapes the
 instructions ask for.
 """
+import json
+
 import pytest
+import spacy
+from spacy.tokens import DocBin, Span
 from spacy.util import registry
 
 from spacy_codeie.errors import SchemaError
 from spacy_codeie.instances import EntityInstance, EventInstance, Mention, RelationInstance
 from spacy_codeie.prompting import YAYIPrompt
 from spacy_codeie.prompting.yayi import is_mostly_cjk
+from spacy_codeie.readers import GoldConverter, doc_to_record
 from spacy_codeie.schema import schema_from_dict
 
 # README_EN.md, "Inference"
@@ -182,3 +187,78 @@ def test_entity_and_relation_answers_land_on_the_doc(schema, scripted):
     doc = nlp("Ada Lovelace worked for Acme.")
     assert {(s.text, s.label_) for s in doc.spans["codeie"]} == {("Ada Lovelace", "PERSON"), ("Acme", "ORG")}
     assert [(r.head.text, r.label, r.tail.text) for r in doc._.relations] == [("Ada Lovelace", "WORKS_FOR", "Acme")]
+
+
+# ---- trigger-less events on the Doc ------------------------------------------------------------------------
+EE_CASES = [
+    pytest.param("en", {"ACQUISITION": {"roles": {"buyer": ["Entity"], "target": ["Entity"]}}},
+                 "Widget Co said Acme bought Widget Co on Monday.", '{"buyer": "Acme", "target": "Widget Co"}',
+                 "the role list [buyer, target]",
+                 {"buyer": [("Acme", 15)], "target": [("Widget Co", 27)]}, id="en"),  # the Widget Co nearer Acme
+    pytest.param("zh", {"会见": {"roles": {"会见主体": ["Entity"], "会见对象": ["Entity"], "地点": ["Entity"]}}},
+                 "习近平在北京会见了普京。", '```json\n{"会见主体": "习近平", "会见对象": ["普京"], "地点": "北京"}\n```',
+                 "已知论元角色列表是[会见主体，会见对象，地点]",
+                 {"会见主体": [("习近平", 0)], "会见对象": [("普京", 9)], "地点": [("北京", 4)]}, id="zh"),
+]
+
+
+def _yayi_events_nlp(lang, events, scripted, answer):
+    config, model = scripted(by_prompt=lambda prompt: answer)
+    nlp = spacy.blank(lang)
+    nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
+                                              **schema_from_dict(events=events).to_dict()},
+                                   "model": config, "prompt": {"@misc": "spacy_codeie.YAYIPrompt.v1"}})
+    return nlp, model
+
+
+@pytest.mark.parametrize("lang, events, text, answer, instruction, expected", EE_CASES)
+def test_event_answers_land_on_the_doc_without_a_trigger(scripted, tmp_path, lang, events, text, answer,
+                                                         instruction, expected):
+    nlp, model = _yayi_events_nlp(lang, events, scripted, answer)
+    doc = nlp(text)
+    assert instruction in model.calls[0][0][0]  # YAYI's EE prompt, in the text's language
+    (event,) = doc._.events
+    assert event.trigger is None and event.label == next(iter(events))
+    assert {role: [(s.text, s.start_char) for s in spans] for role, spans in event.arguments.items()} == expected
+    assert all(isinstance(s, Span) and s.doc is doc for spans in event.arguments.values() for s in spans)
+    assert doc.user_data["codeie:events"][0]["trigger"] is None
+    as_dict = event.to_dict()
+    assert as_dict["trigger"] is None and json.loads(json.dumps(as_dict))["trigger"] is None
+    assert sorted((a["role"], a["text"], a["start"]) for a in as_dict["arguments"]) == sorted(
+        (role, t, start) for role, spans in expected.items() for t, start in spans)
+    assert doc.user_data["codeie_diagnostics"]["hallucinated"] == 0
+
+    restored = list(DocBin().from_bytes(DocBin(docs=[doc], store_user_data=True).to_bytes()).get_docs(nlp.vocab))[0]
+    assert [e.to_dict() for e in restored._.events] == [as_dict] and restored._.events[0].trigger is None
+    nlp.to_disk(tmp_path / "pipeline")
+    again = spacy.load(tmp_path / "pipeline")(text)
+    assert [e.to_dict() for e in again._.events] == [as_dict]
+    assert doc_to_record(again)["events"][0]["trigger"] is None
+
+
+def test_a_triggerless_event_scores_its_arguments_not_a_trigger(scripted):
+    nlp, _ = _yayi_events_nlp("en", {"ACQUISITION": {"roles": {"buyer": ["Entity"], "target": ["Entity"]}}},
+                              scripted, '{"buyer": "Acme", "target": "Widget Co"}')
+    text = "Widget Co said Acme bought Widget Co on Monday."
+    gold = {"text": text, "events": [{"trigger": {"start": 20, "end": 26}, "label": "ACQUISITION",
+                                      "arguments": [{"start": 15, "end": 19, "role": "buyer"},
+                                                    {"start": 27, "end": 36, "role": "target"}]}]}
+    scores = nlp.evaluate([GoldConverter(nlp).example(gold)])
+    assert scores["codeie_arg_cls_p"] == scores["codeie_arg_cls_r"] == scores["codeie_arg_id_f"] == 1.0
+    assert scores["codeie_trigger_id_r"] == scores["codeie_trigger_cls_f"] == 0.0  # its trigger is missed
+    assert scores["codeie_arg_cls_per_type"] == {"buyer": {"p": 1.0, "r": 1.0, "f": 1.0},
+                                                 "target": {"p": 1.0, "r": 1.0, "f": 1.0}}
+
+
+def test_triggerless_events_merge_with_what_other_components_wrote(scripted):
+    events = {"ACQUISITION": {"roles": {"buyer": ["Entity"], "target": ["Entity"]}}}
+    schema = {"@misc": "spacy_codeie.schema_from_dict.v1", **schema_from_dict(events=events).to_dict()}
+    text = "Widget Co said Acme bought Widget Co on Monday."
+    nlp, _ = _yayi_events_nlp("en", events, scripted, '{"buyer": "Acme", "target": "Widget Co"}')
+    nlp.add_pipe("codeie", name="again", config={"schema": schema, "model": nlp.get_pipe_config("codeie")["model"],
+                                                 "prompt": {"@misc": "spacy_codeie.YAYIPrompt.v1"}})
+    knowcoder, _ = scripted({text: 'Acquisition(trigger="bought", buyer=[Entity("Acme")])]'}, name="knowcoder")
+    nlp.add_pipe("codeie", name="knowcoder", config={"schema": schema, "model": knowcoder})
+    doc = nlp(text)
+    found = [(e.trigger.text if e.trigger is not None else "", sorted(e.arguments)) for e in doc._.events]
+    assert found == [("", ["buyer", "target"]), ("bought", ["buyer"])]  # the same trigger-less event once

@@ -7,7 +7,7 @@ assistant). The instructions are those of its README (wenge-research/YAYI-UIE, R
 - NER: `json{person/organization/location：[entities]}` -> `{"person": ["Ada"], ...}`
 - RE: `json[{'relation':'', 'head':'', 'tail':''}, ]` -> `[{"relation": "...", "head": "...", "tail": "..."}]`
 - EE: `json{role:name}` over a role list -> `{"buyer": "Acme", ...}`; YAYI's event answers name no trigger,
-  so the events read back have an empty trigger (see docs/styles.md).
+  so the events read back have an empty trigger and land on the Doc with `trigger=None` (see docs/styles.md).
 
 Labels are shown as readable names (`WORKS_FOR` -> `works for`, or the `label_names` given). Answers are read
 with `json`, then `ast.literal_eval` for Python-quoted dicts; neither evaluates anything.
@@ -73,6 +73,8 @@ class YAYIPrompt:
 
     registry_name: ClassVar[str] = "spacy_codeie.YAYIPrompt.v1"
     tasks: ClassVar[Literal["joint", "per_task"]] = "per_task"
+    # Its event answers name no trigger, so gold events without one can be written as answers (gold.py).
+    event_triggers: ClassVar[bool] = False
 
     def __init__(self, language: Language = "auto", label_names: Optional[Dict[str, str]] = None,
                  chat_tokens: bool = True):

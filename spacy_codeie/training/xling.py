@@ -80,8 +80,9 @@ def project_record(source: Dict[str, Any], translation: str, mention_translation
     taken: List[Tuple[int, int]] = []
     mentions = [(e["start"], e["end"], e["text"]) for e in source.get("entities") or ()]
     for event in source.get("events") or ():
-        t = event["trigger"]
-        mentions.append((t["start"], t["end"], t["text"]))
+        t = event.get("trigger")
+        if t is not None:  # a trigger-less event (null trigger) moves by its arguments alone
+            mentions.append((t["start"], t["end"], t["text"]))
         mentions.extend((a["start"], a["end"], a["text"]) for a in event.get("arguments") or ())
     for start, end, text in sorted(set(mentions), key=lambda m: -(m[1] - m[0])):
         translated = mention_translations.get(text, "")
@@ -100,7 +101,9 @@ def project_record(source: Dict[str, Any], translation: str, mention_translation
     entities = [{**moved(e["start"], e["end"]), "label": e["label"]} for e in source.get("entities") or ()]
     events = []
     for event in source.get("events") or ():
-        events.append({"label": event["label"], "trigger": moved(event["trigger"]["start"], event["trigger"]["end"]),
+        trigger = event.get("trigger")
+        events.append({"label": event["label"],
+                       "trigger": moved(trigger["start"], trigger["end"]) if trigger is not None else None,
                        "arguments": [{**moved(a["start"], a["end"]), "role": a["role"]}
                                      for a in event.get("arguments") or ()]})
     target = {"id": f"{source.get('id', '')}@{target_lang}", "lang": target_lang, "text": translation,
@@ -153,7 +156,8 @@ def _mention_texts(record: Dict[str, Any]) -> Iterable[str]:
     for e in record.get("entities") or ():
         yield e["text"]
     for event in record.get("events") or ():
-        yield event["trigger"]["text"]
+        if event.get("trigger") is not None:
+            yield event["trigger"]["text"]
         for a in event.get("arguments") or ():
             yield a["text"]
 

@@ -4,7 +4,8 @@ Statuses, on the predicted side: `ok` (also in gold), `label` (the same span, or
 another label), `boundary` (overlapping a gold item with the same label), `fp` (anything else); on the gold
 side the same, with `fn` for an item nothing predicted overlaps. Items are keyed as the scorer keys them
 (`scoring.py`): entities and triggers by (span, label); relations by both argument spans and the label; event
-arguments by (event type, argument span, role), wherever the trigger is.
+arguments by (event type, argument span, role), wherever the trigger is, so the arguments of a trigger-less
+event (YAYI-UIE) compare like any others.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ def compare_views(gold: DocView, pred: DocView, index: int = 0) -> Case:
 
     def relation_key(view: DocView) -> Callable[[Arc], _Item]:
         def key(a: Arc) -> _Item:
+            if a.head is None:  # only roles of trigger-less events lack a head, never a relation
+                raise VisualizeError(f"Doc {view.key!r}: a relation arc has no head.")
             h, t = view.mention(a.head), view.mention(a.tail)
             return _Item(((h.start, h.end), (t.start, t.end)), a.label)
         return key

@@ -103,10 +103,15 @@ def _details_html(view: DocView) -> str:
         return ""
     items = []
     for a in view.arcs:
-        head, tail = view.mention(a.head), view.mention(a.tail)
+        tail = view.mention(a.tail)
+        if a.head is None:  # a role of a trigger-less event
+            source = '<i class="codeie-no-trigger">no trigger</i>'
+        else:
+            head = view.mention(a.head)
+            source = f"<q>{esc(view.text[head.start:head.end])}</q>"
         status = f' <em class="codeie-why">{esc(STATUS_TEXT[a.status])}</em>' if a.status != "ok" else ""
         prefix = f"{esc(a.event)} " if a.kind == "role" else ""
-        items.append(f'<li class="codeie-s-{a.status}">{prefix}<q>{esc(view.text[head.start:head.end])}</q> '
+        items.append(f'<li class="codeie-s-{a.status}">{prefix}{source} '
                      f'→ <b>{esc(a.label)}</b> → <q>{esc(view.text[tail.start:tail.end])}</q>{status}</li>')
     counts = view.counts()
     summary = f"{counts['relations']} relations, {counts['events']} events"

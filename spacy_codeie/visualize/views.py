@@ -35,7 +35,7 @@ class Mention:
 
 @dataclass
 class Arc:
-    head: int  # mention ids
+    head: Optional[int]  # mention ids; head None: a role of a trigger-less event, drawn on its argument alone
     tail: int
     label: str  # relation label, or the argument's role
     kind: ArcKind
@@ -51,6 +51,7 @@ class DocView:
     mentions: List[Mention] = field(default_factory=list)
     arcs: List[Arc] = field(default_factory=list)
     note: str = ""  # a line shown under the doc's title (e.g. the extraction diagnostics)
+    triggerless_events: int = 0  # events with no trigger to mark (YAYI-UIE's answers): counted, not drawn
 
     def mention(self, mention_id: int) -> Mention:
         return self.mentions[mention_id]
@@ -59,13 +60,14 @@ class DocView:
         """Every label the view shows: entity and event types, relation labels and roles."""
         out = {m.label for m in self.mentions if m.label}
         out.update(a.label for a in self.arcs)
+        out.update(a.event for a in self.arcs if a.event)  # the type of a trigger-less event is on its arcs only
         return out
 
     def counts(self) -> Dict[str, int]:
         return {
             "entities": sum(m.kind == "entity" for m in self.mentions),
             "relations": sum(a.kind == "relation" for a in self.arcs),
-            "events": sum(m.kind == "trigger" for m in self.mentions),
+            "events": sum(m.kind == "trigger" for m in self.mentions) + self.triggerless_events,
         }
 
 
@@ -124,9 +126,13 @@ def view_from_record(record: Mapping[str, Any], key: Optional[str] = None) -> Do
                                  f"into its {len(entity_ids)} entities.")
         view.arcs.append(Arc(entity_ids[head], entity_ids[tail], str(rel.get("label", "")), "relation"))
     for i, event in enumerate(record.get("events") or ()):
-        trig = event.get("trigger") or {}
         label = str(event.get("label", ""))
-        trigger = build.add(trig.get("start"), trig.get("end"), label, "trigger", f"event {i}'s trigger")
+        trig = event.get("trigger")
+        trigger: Optional[int] = None  # a trigger-less event: its role arcs start nowhere
+        if trig is not None:
+            trigger = build.add(trig.get("start"), trig.get("end"), label, "trigger", f"event {i}'s trigger")
+        else:
+            view.triggerless_events += 1
         for j, arg in enumerate(event.get("arguments") or ()):
             target = build.argument(arg.get("start"), arg.get("end"), f"event {i}'s argument {j}")
             view.arcs.append(Arc(trigger, target, str(arg.get("role", "")), "role", event=label))

@@ -78,6 +78,16 @@
     var probe = svgEl("text", { "class": "codeie-arc-text", x: -1000, y: -1000 }, svg);
     arcs.forEach(function (arc) {
       if (!arcVisible(arc)) return;
+      if (arc.h === null) {
+        // a role of a trigger-less event: a small loop onto its argument, labelled "EVENT: role"
+        var a = anchor(textEl, base, lines, arc.t);
+        if (!a || a.line < 0) return;
+        var text = arc.e + ": " + arc.l;
+        probe.textContent = text;
+        segs.push({ arc: arc, line: a.line, xa: a.x + (rtl ? 12 : -12), ya: a.y, xb: a.x, yb: a.y, arrow: true,
+                    lw: probe.getComputedTextLength() + 8, text: text });
+        return;
+      }
       var h = anchor(textEl, base, lines, arc.h), t = anchor(textEl, base, lines, arc.t);
       if (!h || !t || h.line < 0 || t.line < 0) return;
       probe.textContent = arc.l;
@@ -148,7 +158,7 @@
       svgEl("rect", { x: s.labelX - s.lw / 2, y: y - LABEL_H / 2, width: s.lw, height: LABEL_H, rx: 3,
                       fill: arc.c, stroke: stroke, "stroke-width": arc.s === "ok" ? 0.6 : 1.5 }, g);
       var text = svgEl("text", { x: s.labelX, y: y + 4, "text-anchor": "middle", "class": "codeie-arc-text" }, g);
-      text.textContent = arc.l;
+      text.textContent = s.text || arc.l;
     }
   }
 
