@@ -306,3 +306,32 @@ def test_sampling_leaves_the_global_torch_seed_alone(tiny_model_dir, prompts):
     assert torch.equal(torch.get_rng_state(), state)
     assert model.sample(prompts[:1], 2, seed=7) == first
     assert pickle.loads(pickle.dumps(model)).sample(prompts[:1], 2, seed=7) == first  # spawned processes
+
+
+@pytest.mark.parametrize("flags, native", [("fpu avx512f avx512_bf16 vnni", True), ("fpu amx_bf16 amx_tile", True),
+                                           ("fpu avx512f avx512bw avx512_vnni", False)])
+def test_dtype_fast_is_bfloat16_only_where_the_cpu_computes_it(tmp_path, monkeypatch, flags, native):
+    import torch
+
+    from spacy_codeie.models import huggingface
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    assert huggingface.cpu_has_native_bf16(str(cpuinfo)) is native
+    assert huggingface.cpu_has_native_bf16(str(tmp_path / "missing")) is False  # not Linux: no claim
+    monkeypatch.setattr(huggingface, "cpu_has_native_bf16", lambda: native)
+    assert huggingface._pick_dtype("fast", "cpu") == (torch.bfloat16 if native else torch.float32)
+    assert huggingface._pick_dtype("fast", "cuda:0") == torch.bfloat16
+    assert huggingface._pick_dtype("auto", "cpu") == torch.float32
+    with pytest.raises(ModelLoadError, match="'fast'"):
+        huggingface._pick_dtype("fastest", "cpu")
+
+
+def test_the_output_layer_gets_contiguous_hidden_states(tiny_model_dir, prompts):
+    """generate() asks for the last position only; a strided view there cost torch 1.7 GB in bfloat16 on a CPU."""
+    model = HuggingFaceModel(str(tiny_model_dir), batch_size=4, max_new_tokens=3, dtype="bfloat16")
+    seen = []
+    model.model.get_output_embeddings().register_forward_pre_hook(
+        lambda module, args: seen.append(args[0].is_contiguous()))
+    model.generate(prompts[:4])
+    assert seen and all(seen)
