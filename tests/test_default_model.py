@@ -51,6 +51,16 @@ def test_default_model_is_used_when_model_is_left_out(monkeypatch):
     assert str(model_registry.packaged_gguf().parent) in component.model.name
     assert component.model.adapter == str(model_registry.COMPACT_ADAPTER)
     assert isinstance(component.prompt, CompactPrompt)  # the style the shipped adapter declares
+    # DefaultModel.v4: the adapter merged, bfloat16 where the CPU computes it natively
+    import torch
+    from peft.tuners.lora import LoraLayer
+
+    from spacy_codeie.models.huggingface import cpu_has_native_bf16
+
+    assert {layer.merged for layer in component.model.model.modules() if isinstance(layer, LoraLayer)} == {True}
+    native = component.model.device.startswith("cuda") or cpu_has_native_bf16()
+    assert component.model.dtype == (torch.bfloat16 if native else torch.float32)
+    assert next(component.model.model.parameters()).dtype == component.model.dtype
 
 
 @pytest.mark.slow

@@ -161,13 +161,37 @@ def default_model_v3(
     `answer_budget` sizes each answer's token budget from its sentence (16 + 4 per sentence token, at most
     `max_new_tokens`), so a looping row stops early. See default_adapter_compact/MODEL_CARD.md.
     """
+    return _compact_default(batch_size=batch_size, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
+                            device=device, dtype=dtype, progress=progress, prefix_cache=prefix_cache,
+                            constrained=constrained, max_batch_tokens=max_batch_tokens, merge_adapter=merge_adapter)
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v4")
+def default_model_v4(
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    dtype: Optional[str] = "fast",
+    progress: bool = False,
+    prefix_cache: bool = True,
+    constrained: bool = True,
+    max_batch_tokens: int = 0,
+    merge_adapter: bool = True,
+) -> HuggingFaceModel:
+    """DefaultModel.v3's model and adapter, run the fastest way measured on a CPU that kept its dev F1: the
+    adapter merged into the weights, in bfloat16 where the CPU computes it natively (dtype "fast"; float32 on
+    other CPUs). See docs/performance.md, "The embedded default on a CPU"."""
+    return _compact_default(batch_size=batch_size, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
+                            device=device, dtype=dtype, progress=progress, prefix_cache=prefix_cache,
+                            constrained=constrained, max_batch_tokens=max_batch_tokens, merge_adapter=merge_adapter)
+
+
+def _compact_default(**settings: Any) -> HuggingFaceModel:
     if not (COMPACT_ADAPTER / "adapter_config.json").is_file():
         raise ModelLoadError(
             f"The embedded adapter is missing from {COMPACT_ADAPTER}. Reinstall spacy-codeie, or use "
             "spacy_codeie.DefaultModel.v1 (the base model without it)."
         )
     gguf = packaged_gguf()
-    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(COMPACT_ADAPTER), device=device,
-                            dtype=dtype, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress,
-                            prefix_cache=prefix_cache, constrained=constrained, max_batch_tokens=max_batch_tokens,
-                            answer_budget=answer_budget, merge_adapter=merge_adapter)
+    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(COMPACT_ADAPTER), **settings)
