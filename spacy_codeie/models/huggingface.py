@@ -568,7 +568,12 @@ def _feed_output_layer_contiguous(model) -> None:
     """
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     if head is not None:
-        head.register_forward_pre_hook(lambda module, args: (args[0].contiguous(), *args[1:]) if args else None)
+        head.register_forward_pre_hook(_contiguous_input)
+
+
+def _contiguous_input(module, args):
+    """A forward pre-hook; module-level so that the model still pickles (spawned processes, Ray)."""
+    return (args[0].contiguous(), *args[1:]) if args else None
 
 
 def _context_length(config) -> Optional[int]:
