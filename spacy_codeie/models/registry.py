@@ -110,13 +110,15 @@ def default_model(
     )
 
 
-def embedded_adapter() -> Path:
-    if not (EMBEDDED_ADAPTER / "adapter_config.json").is_file():
+def embedded_adapter(folder: Optional[Path] = None) -> Path:
+    """A shipped adapter folder (the DefaultModel.v2 one unless another is given), checked to be there."""
+    folder = folder or EMBEDDED_ADAPTER
+    if not (folder / "adapter_config.json").is_file():
         raise ModelLoadError(
-            f"The embedded adapter is missing from {EMBEDDED_ADAPTER}. Reinstall spacy-codeie, or use "
+            f"The embedded adapter is missing from {folder}. Reinstall spacy-codeie, or use "
             "spacy_codeie.DefaultModel.v1 (the base model without it)."
         )
-    return EMBEDDED_ADAPTER
+    return folder
 
 
 @llm_registry.llm_models("spacy_codeie.DefaultModel.v2")
@@ -188,10 +190,6 @@ def default_model_v4(
 
 
 def _compact_default(**settings: Any) -> HuggingFaceModel:
-    if not (COMPACT_ADAPTER / "adapter_config.json").is_file():
-        raise ModelLoadError(
-            f"The embedded adapter is missing from {COMPACT_ADAPTER}. Reinstall spacy-codeie, or use "
-            "spacy_codeie.DefaultModel.v1 (the base model without it)."
-        )
+    adapter = embedded_adapter(COMPACT_ADAPTER)
     gguf = packaged_gguf()
-    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(COMPACT_ADAPTER), **settings)
+    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(adapter), **settings)
