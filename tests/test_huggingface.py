@@ -6,7 +6,8 @@ import spacy
 from conftest import PAPER_SCHEMA
 from spacy_codeie.errors import ModelLoadError, PromptTooLongError
 from spacy_codeie.models.contract import cut_at_list_close
-from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed, split_knowcoder_prompt
+from spacy_codeie.models.huggingface import HuggingFaceModel, _ListClosed
+from spacy_codeie.models.prompt_tokens import split_knowcoder_prompt
 from spacy_codeie.prompting import KnowCoderPrompt
 
 

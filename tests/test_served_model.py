@@ -23,8 +23,8 @@ from spacy_llm.registry import registry as llm_registry
 
 from conftest import PAPER_SCHEMA, sentence_of
 from spacy_codeie.errors import GenerationError
-from spacy_codeie.models.huggingface import split_knowcoder_prompt
 from spacy_codeie.models.openai_compatible import OpenAICompatibleModel
+from spacy_codeie.models.prompt_tokens import split_knowcoder_prompt
 
 MAX_TOKENS = 24  # few tokens: the model is random, the test is about the plumbing
 STARTUP_TIMEOUT = float(os.environ.get("CODEIE_SERVE_STARTUP_TIMEOUT", "240"))  # imports torch, transformers, fastapi

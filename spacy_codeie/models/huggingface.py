@@ -17,11 +17,11 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ModelLoadError, PromptTooLongError
 from ..parsing import ListScanner
-from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .batching import plan_batches, run_with_backoff
-from .constrained import KnowCoderConstraint, TokenTable, grammar_for, sentence_literal
+from .constrained import KnowCoderConstraint, TokenTable, grammar_for
 from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
+from .prompt_tokens import answer_token_budget, chat_text, encode_segments, prompt_segments
 
 logger = logging.getLogger("spacy_codeie")
 
@@ -90,27 +90,6 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
     except OSError:
         return False
     return bool(re.search(r"\b(avx512_bf16|amx_bf16)\b", flags))
-
-
-_TURN = re.compile("(" + re.escape("\n" + INPUT_MARKER) + "|" + re.escape(OUTPUT_MARKER) + ")")
-
-
-def split_knowcoder_prompt(prompt: str) -> Tuple[List[Dict[str, str]], str]:
-    """Chat messages and the assistant prefill of a KnowCoder-style prompt.
-
-    '{system}\nInput:\n{q1}\nOutput:\n{a1}\nInput:\n{q2}\nOutput:\n{prefill}' becomes a system message, user
-    and assistant turns, and the prefill that starts the last answer. Prompts without the markers become one
-    user message.
-    """
-    text = "\n" + prompt if prompt.startswith(INPUT_MARKER) else prompt
-    pieces = _TURN.split(text)
-    if len(pieces) < 5 or pieces[-2] != OUTPUT_MARKER:
-        return [{"role": "user", "content": prompt}], ""
-    messages = [{"role": "system", "content": pieces[0]}] if pieces[0].strip() else []
-    for marker, content in zip(pieces[1:-2:2], pieces[2:-2:2]):
-        role = "user" if marker.endswith(INPUT_MARKER) else "assistant"
-        messages.append({"role": role, "content": content.rstrip("\n")})
-    return messages, pieces[-1]
 
 
 class _ListClosed:
@@ -326,11 +305,7 @@ class HuggingFaceModel:
     # ---- generation -------------------------------------------------------------------------
     def format_prompt(self, prompt: str) -> str:
         """The text actually tokenized: the prompt itself, or it wrapped in the tokenizer's chat template."""
-        if not self.chat_template:
-            return prompt
-        messages, prefill = split_knowcoder_prompt(prompt)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        return str(text) + prefill
+        return chat_text(self.tokenizer, prompt) if self.chat_template else prompt
 
     def encode(self, prompt: str) -> List[int]:
         """The token ids `generate` sends for a prompt. A prompt whose style gives `segments` (the pieces its
@@ -340,17 +315,13 @@ class HuggingFaceModel:
 
     def _segments(self, prompt: str) -> Optional[Sequence[str]]:
         """The pieces to tokenize one by one, or None (the whole prompt in the model's format at once)."""
-        segments = getattr(prompt, "segments", None)
-        return segments if segments and not self.chat_template else None
+        return prompt_segments(prompt, self.chat_template)
 
     def _encode(self, prompt: str, formatted: Optional[str]) -> List[int]:
         segments = self._segments(prompt)
         if segments is None:
             return self.tokenize_text(formatted if formatted is not None else self.format_prompt(prompt))
-        ids = list(self.tokenizer("", add_special_tokens=True)["input_ids"])
-        for piece in segments:
-            ids.extend(self.tokenizer(piece, add_special_tokens=False)["input_ids"])
-        return ids
+        return encode_segments(self.tokenizer, segments)
 
     def tokenize_text(self, text: str) -> List[int]:
         """Token ids of text already in the model's format (see `format_prompt`), special tokens as `encode`
@@ -461,14 +432,8 @@ class HuggingFaceModel:
                                     grammars=[grammars[i] for i in rows], budgets=[budgets[i] for i in rows])
 
     def _answer_budget(self, prompt: str) -> int:
-        """New tokens this prompt may take: `max_new_tokens`, or with `answer_budget` set, 16 plus that many
-        tokens per token of its sentence (at most `max_new_tokens`), so that a row caught in a loop stops early
-        instead of holding its whole batch to `max_new_tokens`."""
-        if not self.answer_budget:
-            return self.max_new_tokens
-        sentence = getattr(prompt, "sentence_literal", None) or sentence_literal(prompt) or prompt
-        size = len(self.tokenizer(sentence, add_special_tokens=False)["input_ids"])
-        return max(1, min(self.max_new_tokens, int(16 + self.answer_budget * size)))
+        """New tokens this prompt may take (see `answer_token_budget`)."""
+        return answer_token_budget(self.tokenizer, prompt, self.max_new_tokens, self.answer_budget)
 
     def _shrink_batches(self, rows_that_failed: int) -> None:
         new_limit = max(1, rows_that_failed // 2)

@@ -33,7 +33,7 @@ from ..errors import GenerationError, ModelLoadError, PromptTooLongError
 from ..parsing import list_body
 from ..prompting.knowcoder import COMPLETION_PREFIX, INPUT_MARKER
 from .contract import answer_depth, answer_per_doc, cut_at_list_close, list_closes
-from .huggingface import split_knowcoder_prompt
+from .prompt_tokens import split_knowcoder_prompt
 
 logger = logging.getLogger(__name__)
 
