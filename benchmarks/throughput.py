@@ -540,13 +540,15 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     return {"load_s": load_s, "wall_s": wall_s, "docs": len(docs), "model_config": spec["model_block"],
             "generated_tokens": stats.get("generated_tokens"), "batches": stats.get("batches"),
             "int8_linear_layers": sum(m._get_name() == "DynamicQuantizedLinear"
-                                      for m in component.model.model.modules()),
+                                      for m in getattr(component.model, "model", None).modules())
+            if hasattr(component.model, "model") else 0,
             "prompt_style": type(component.prompt).__name__, "ents_f": scores.get("codeie_ents_f"),
             "truncated_rate": sum(d.get("truncated", 0) for d in diag) / prompts,
             "parse_error_rate": scores.get("codeie_parse_error_rate"),
             "hallucinated": sum(d.get("hallucinated", 0) for d in diag),
             "backend_settings": {key: getattr(component.model, key, None) for key in
-                                 ("batch_size", "max_new_tokens", "dtype", "prefix_cache", "constrained")}}
+                                 ("batch_size", "max_new_tokens", "dtype", "prefix_cache", "constrained",
+                                  "model_path")}}
 
 
 # A --compare entry may carry this key: the benchmark then applies torch's dynamic int8 quantization to the

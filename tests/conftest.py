@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Optional
@@ -83,6 +84,19 @@ def shared_file(dataset: str, split: str) -> Path:
     if not path.is_file():
         pytest.skip(f"shared dataset {dataset}/{split} is not present beside the repository")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def merge_cache(tmp_path_factory):
+    """GGUF files with an adapter merged (the llama.cpp runtime) go to a folder of this test run, not the
+    user's cache."""
+    old = os.environ.get("SPACY_CODEIE_CACHE")
+    os.environ["SPACY_CODEIE_CACHE"] = str(tmp_path_factory.mktemp("codeie-cache"))
+    yield
+    if old is None:
+        os.environ.pop("SPACY_CODEIE_CACHE", None)
+    else:
+        os.environ["SPACY_CODEIE_CACHE"] = old
 
 
 # ---- a tiny random transformers model, built once per session ---------------------------------------
