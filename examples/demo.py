@@ -24,7 +24,7 @@ def main() -> None:
     nlp = spacy.blank("en")
     nlp.add_pipe("codeie", config={
         "schema": SCHEMA,
-        "model": {"@llm_models": "spacy_codeie.DefaultModel.v4", "progress": True},
+        "model": {"@llm_models": "spacy_codeie.DefaultModel.v5", "progress": True},
     })
     for doc in nlp.pipe(TEXTS):
         print(f"\n{doc.text}")

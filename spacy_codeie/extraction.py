@@ -45,7 +45,7 @@ def build_nlp(
             model_cfg["adapter"] = adapter
     else:
         # The embedded default (base + shipped adapter), or the same base with the adapter given.
-        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1" if adapter else "spacy_codeie.DefaultModel.v4",
+        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1" if adapter else "spacy_codeie.DefaultModel.v5",
                      "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
         if adapter:
             model_cfg["adapter"] = adapter

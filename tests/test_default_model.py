@@ -47,20 +47,40 @@ def test_default_model_is_used_when_model_is_left_out(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     nlp = spacy.blank("en")
     component = nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA})
-    assert component.model.chat_template and component.model.device in ("cpu", "cuda")
+    assert component.model.chat_template
     assert str(model_registry.packaged_gguf().parent) in component.model.name
     assert component.model.adapter == str(model_registry.COMPACT_ADAPTER)
     assert isinstance(component.prompt, CompactPrompt)  # the style the shipped adapter declares
-    # DefaultModel.v4: the adapter merged, bfloat16 where the CPU computes it natively
+    # DefaultModel.v5: llama.cpp on a CPU where llama-cpp-python is installed, else DefaultModel.v4's path
+    if model_registry._runs_on_cpu("auto") and model_registry.llama_cpp_installed():
+        from spacy_codeie.models.llama_cpp import LlamaCppModel
+
+        assert isinstance(component.model, LlamaCppModel)
+        assert component.model.model_path.name.endswith(".f16.gguf")
+    else:
+        assert_runs_as_v4(component.model)
+
+
+@pytest.mark.slow
+@needs_weights
+def test_without_llama_cpp_the_default_runs_as_v4(monkeypatch):
+    monkeypatch.setattr(model_registry, "llama_cpp_installed", lambda: False)
+    nlp = spacy.blank("en")
+    assert_runs_as_v4(nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA}).model)
+
+
+def assert_runs_as_v4(model):
+    """The adapter merged, bfloat16 where the CPU computes it natively."""
     import torch
     from peft.tuners.lora import LoraLayer
 
     from spacy_codeie.models.huggingface import cpu_has_native_bf16
 
-    assert {layer.merged for layer in component.model.model.modules() if isinstance(layer, LoraLayer)} == {True}
-    native = component.model.device.startswith("cuda") or cpu_has_native_bf16()
-    assert component.model.dtype == (torch.bfloat16 if native else torch.float32)
-    assert next(component.model.model.parameters()).dtype == component.model.dtype
+    assert model.device in ("cpu", "cuda")
+    assert {layer.merged for layer in model.model.modules() if isinstance(layer, LoraLayer)} == {True}
+    native = model.device.startswith("cuda") or cpu_has_native_bf16()
+    assert model.dtype == (torch.bfloat16 if native else torch.float32)
+    assert next(model.model.parameters()).dtype == model.dtype
 
 
 @pytest.mark.slow

