@@ -21,11 +21,17 @@ from .batching import plan_batches, run_with_backoff
 from .constrained import KnowCoderConstraint, TokenTable, grammar_for
 from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
-from .prompt_tokens import answer_token_budget, chat_text, encode_segments, prompt_segments
+from .prompt_tokens import (
+    SCANNED_CHARS,
+    answer_token_budget,
+    chat_text,
+    encode_segments,
+    prompt_segments,
+    uses_chat_template,
+)
 
 logger = logging.getLogger("spacy_codeie")
 
-_SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
 
 
 def _looks_like_path(name: str) -> bool:
@@ -117,7 +123,7 @@ class _ListClosed:
                 done.append(False)
                 continue
             text = self._text(token_id)
-            if not _SCANNED_CHARS.isdisjoint(text):
+            if not SCANNED_CHARS.isdisjoint(text):
                 scanner.feed_text(text)
             done.append(scanner.closed)
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -235,11 +241,7 @@ class HuggingFaceModel:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        if chat_template is None:
-            chat_template = bool(getattr(self.tokenizer, "chat_template", None))
-        elif chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise ModelLoadError(f"chat_template=true, but the tokenizer of {name!r} has no chat template.")
-        self.chat_template = chat_template
+        self.chat_template = uses_chat_template(self.tokenizer, chat_template, name)
         self.context_length = _context_length(self.model.config)
 
     def __getstate__(self) -> Dict[str, Any]:  # a lock cannot be pickled (spawned processes, Ray)

@@ -24,11 +24,17 @@ from .constrained import DONE, TokenTable, grammar_for
 from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .gguf_merge import WeightType, merged_gguf
 from .huggingface import read_prompt_style_block
-from .prompt_tokens import answer_token_budget, chat_text, encode_segments, prompt_segments
+from .prompt_tokens import (
+    SCANNED_CHARS,
+    answer_token_budget,
+    chat_text,
+    encode_segments,
+    prompt_segments,
+    uses_chat_template,
+)
 
 logger = logging.getLogger("spacy_codeie")
 
-_SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
 _PREFIX_SEQ = 0  # the sequence that holds the shared prefix; prompts are sequences 1..batch_size
 
 
@@ -97,11 +103,7 @@ class LlamaCppModel:
         self.constrained = constrained
         self.progress = progress
         self.tokenizer = AutoTokenizer.from_pretrained(str(base.parent), gguf_file=base.name, local_files_only=True)
-        if chat_template is None:
-            chat_template = bool(getattr(self.tokenizer, "chat_template", None))
-        elif chat_template and not getattr(self.tokenizer, "chat_template", None):
-            raise ModelLoadError(f"chat_template=true, but the tokenizer of {str(path)!r} has no chat template.")
-        self.chat_template = chat_template
+        self.chat_template = uses_chat_template(self.tokenizer, chat_template, str(path))
         set_verbose(False)  # llama.cpp's load report goes to stderr otherwise
         try:
             self._model = _internals.LlamaModel(path_model=str(self.model_path), params=llama_model_default_params(),
@@ -293,7 +295,7 @@ class LlamaCppModel:
             row.state = row.grammar.advance(row.state, data) if data else None
         if row.scanner is not None:
             text = self._token_text(token)
-            if not _SCANNED_CHARS.isdisjoint(text):
+            if not SCANNED_CHARS.isdisjoint(text):
                 row.scanner.feed_text(text)
             row.done = row.scanner.closed
         if len(row.answer) >= row.budget:

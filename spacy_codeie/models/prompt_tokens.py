@@ -5,8 +5,12 @@ from __future__ import annotations
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..errors import ModelLoadError
 from ..prompting.knowcoder import INPUT_MARKER, OUTPUT_MARKER
 from .constrained import sentence_literal
+
+# Characters that can open, close or escape a list; a generated token without any cannot close the answer's list.
+SCANNED_CHARS = frozenset("()[]{}\"'\\\n")
 
 _TURN = re.compile("(" + re.escape("\n" + INPUT_MARKER) + "|" + re.escape(OUTPUT_MARKER) + ")")
 
@@ -27,6 +31,17 @@ def split_knowcoder_prompt(prompt: str) -> Tuple[List[Dict[str, str]], str]:
         role = "user" if marker.endswith(INPUT_MARKER) else "assistant"
         messages.append({"role": role, "content": content.rstrip("\n")})
     return messages, pieces[-1]
+
+
+def uses_chat_template(tokenizer, chat_template: Optional[bool], name: str) -> bool:
+    """Whether prompts go through the tokenizer's chat template: by default when it has one; asking for it
+    when it has none is an error."""
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if chat_template is None:
+        return has_template
+    if chat_template and not has_template:
+        raise ModelLoadError(f"chat_template=true, but the tokenizer of {name!r} has no chat template.")
+    return bool(chat_template)
 
 
 def chat_text(tokenizer, prompt: str) -> str:
