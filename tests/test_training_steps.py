@@ -68,6 +68,32 @@ def test_finetune_saves_adapter_log_and_plot_and_resumes(tiny_chat_model_dir, sf
     assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 3
 
 
+def test_finetune_continues_from_a_saved_adapter_and_refuses_another_shape(tiny_chat_model_dir, sft_file, tmp_path):
+    import torch
+    from peft import get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from spacy_codeie.training.finetune import start_from_adapter
+
+    settings = dict(batch_size=2, save_steps=1, logging_steps=1, progress=False, learning_rate=1e-2)
+    finetune(_model(tiny_chat_model_dir), sft_file, tmp_path / "first", lora=LoraSettings(r=2, alpha=4),
+             sft=SFTSettings(max_steps=2, **settings))
+    saved = load_file(str(tmp_path / "first" / "adapter" / "adapter_model.safetensors"))
+    fresh = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_chat_model_dir), LoraSettings(r=2, alpha=4).peft_config())
+    start_from_adapter(fresh, tmp_path / "first" / "adapter", LoraSettings(r=2, alpha=4))
+    loaded = {k: v for k, v in fresh.state_dict().items() if "lora_B" in k}
+    assert loaded and all(torch.equal(v, saved[k.replace(".default", "")]) for k, v in loaded.items())
+    assert any(v.abs().sum() > 0 for v in loaded.values())  # lora_B starts at zero: these are the trained weights
+    with pytest.raises(CodeIEError, match="r=2, alpha=4, but \\[lora\\] asks for r=4"):
+        start_from_adapter(fresh, tmp_path / "first" / "adapter", LoraSettings(r=4, alpha=4))
+    with pytest.raises(CodeIEError, match="not a peft adapter folder"):
+        start_from_adapter(fresh, tmp_path, LoraSettings(r=2, alpha=4))
+    second = finetune(_model(tiny_chat_model_dir), sft_file, tmp_path / "second", lora=LoraSettings(r=2, alpha=4),
+                      sft=SFTSettings(max_steps=1, init_adapter=str(tmp_path / "first" / "adapter"), **settings))
+    assert second["initialized_from"].endswith("adapter") and second["steps"] == 1
+
+
 def test_finetune_refuses_bad_input(tiny_model_dir, tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"prompt": "x"}\n')
     with pytest.raises(CodeIEError, match="not an SFT record"):

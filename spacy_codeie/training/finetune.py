@@ -56,6 +56,9 @@ class SFTSettings:
     progress: bool = True
     mixed_precision: str = "auto"  # "bf16": bf16 autocast (GPU, or a CPU with AVX-512 BF16); "no"; "auto": bf16 on GPU
     dev_records: str = ""  # SFT records to report a dev loss on at every checkpoint
+    # An adapter (same [lora] shape) whose weights a fresh run starts from: continued training with a new optimizer
+    # and schedule, e.g. after the checkpoints of an earlier run are gone. Ignored when a checkpoint is resumed.
+    init_adapter: str = ""
 
     def __post_init__(self) -> None:
         if self.mixed_precision not in ("auto", "bf16", "no"):
@@ -266,6 +269,34 @@ def forget_gguf_quantization(model) -> None:
         del model.config.quantization_config
 
 
+def start_from_adapter(peft_model, folder: Union[str, Path], lora: LoraSettings) -> None:
+    """Copy a saved adapter's LoRA weights into the freshly built one, refusing a shape that differs: a silent
+    partial load would train from random weights while claiming to continue."""
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    weights = folder / "adapter_model.safetensors"
+    config_path = folder / "adapter_config.json"
+    if not weights.is_file() or not config_path.is_file():
+        raise CodeIEError(f"sft.init_adapter {str(folder)!r} is not a peft adapter folder (adapter_config.json and "
+                          "adapter_model.safetensors).")
+    saved = json.loads(config_path.read_text(encoding="utf8"))
+    if saved.get("r") != lora.r or saved.get("lora_alpha") != lora.alpha:
+        raise CodeIEError(f"sft.init_adapter has r={saved.get('r')}, alpha={saved.get('lora_alpha')}, but [lora] asks "
+                          f"for r={lora.r}, alpha={lora.alpha}: set [lora] to the adapter's shape.")
+    state = {k: v.to(torch.float32) for k, v in load_file(str(weights)).items()}
+    expected = {k for k in peft_model.state_dict() if "lora_" in k}
+    result: Any = set_peft_model_state_dict(peft_model, state)
+    missing = sorted(k for k in result.missing_keys if "lora_" in k)
+    if result.unexpected_keys or missing or not expected:
+        raise CodeIEError(f"sft.init_adapter {str(folder)!r} does not fit the model: {len(missing)} LoRA weights "
+                          f"missing, {len(result.unexpected_keys)} unexpected (e.g. "
+                          f"{(missing or list(result.unexpected_keys) or ['-'])[0]}). Use an adapter trained on "
+                          "the same base model with the same [lora] target_modules.")
+
+
 def finetune(
     model: Dict[str, Any],
     records_path: Union[str, Path],
@@ -337,6 +368,8 @@ def finetune(
     if prompt_style:
         trainer.add_callback(_style_in_checkpoints(prompt_style))
     resume = last_checkpoint(output / "checkpoints")
+    if sft.init_adapter and resume is None:
+        start_from_adapter(peft_model, sft.init_adapter, lora)
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.time() - started
@@ -355,6 +388,7 @@ def finetune(
         "completion_tokens": data.completion_tokens,
         "steps": trainer.state.global_step,
         "resumed_from": resume,
+        "initialized_from": sft.init_adapter if resume is None else "",
         "seconds_this_run": round(seconds, 1),
         "trainable_parameters": trainable,
         "total_parameters": total,
