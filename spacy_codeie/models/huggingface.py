@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from ..errors import ModelLoadError, PromptTooLongError
-from ..parsing import ListScanner
 from .batching import plan_batches, run_with_backoff
 from .constrained import KnowCoderConstraint, TokenTable, grammar_for
 from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .prefix_cache import PrefixCache, expand_for_batch, layout_rows, prefix_length, shared_prefix_end
 from .prompt_tokens import (
-    SCANNED_CHARS,
     answer_token_budget,
     chat_text,
     encode_segments,
     prompt_segments,
     uses_chat_template,
 )
+from .repeats import RepeatWatch, close_before_repeats
 
 logger = logging.getLogger("spacy_codeie")
 
@@ -99,11 +98,12 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 
 class _ListClosed:
-    """Stops each row once the list its answer continues (or opens) closes; rows with depth None run on."""
+    """Stops each row once the list its answer continues (or opens) closes, or once it loops (`RepeatWatch`);
+    rows with depth None run on."""
 
-    def __init__(self, tokenizer, depths: Sequence[Optional[int]]):
+    def __init__(self, tokenizer, prompts: Sequence[str], depths: Sequence[Optional[int]]):
         self.tokenizer = tokenizer
-        self.scanners = [ListScanner(d) if d is not None else None for d in depths]
+        self.watches = [RepeatWatch(p, d) if d is not None else None for p, d in zip(prompts, depths)]
         self._texts: Dict[int, str] = {}
 
     def _text(self, token_id: int) -> str:
@@ -118,14 +118,8 @@ class _ListClosed:
 
         done = []
         for row, token_id in enumerate(input_ids[:, -1].tolist()):
-            scanner = self.scanners[row]
-            if scanner is None:
-                done.append(False)
-                continue
-            text = self._text(token_id)
-            if not SCANNED_CHARS.isdisjoint(text):
-                scanner.feed_text(text)
-            done.append(scanner.closed)
+            watch = self.watches[row]
+            done.append(watch is not None and watch.feed(self._text(token_id)))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -399,8 +393,7 @@ class HuggingFaceModel:
         formatted = [self.format_prompt(p) for p in prompts]
         encoded = [self._encode(p, text) for p, text in zip(prompts, formatted)]
         self._check_fits(encoded)
-        in_list = [answer_depth(p) for p in prompts]
-        grammars = [grammar_for(p) if self.constrained and d is not None else None for p, d in zip(prompts, in_list)]
+        grammars = [grammar_for(p) if self.constrained and answer_depth(p) is not None else None for p in prompts]
         budgets = [self._answer_budget(p) for p in prompts]
         groups: Dict[Tuple[int, ...], List[int]] = {}
         for i, (text, ids) in enumerate(zip(formatted, encoded)):
@@ -417,7 +410,7 @@ class HuggingFaceModel:
                 rows = [members[j] for j in planned]
                 for start in range(0, len(rows), self._row_limit):
                     chunk = rows[start: start + self._row_limit]
-                    rows_of = partial(self._generate_rows, prefix, encoded, in_list, grammars, budgets)
+                    rows_of = partial(self._generate_rows, prefix, encoded, prompts, grammars, budgets)
                     texts = run_with_backoff(chunk, rows_of, self._shrink_batches)
                     for i, text in zip(chunk, texts):
                         results[i] = text
@@ -427,10 +420,10 @@ class HuggingFaceModel:
             bar.close()
         return [r if r is not None else "" for r in results]
 
-    def _generate_rows(self, prefix: Tuple[int, ...], encoded: Sequence[List[int]], in_list: Sequence[Optional[int]],
+    def _generate_rows(self, prefix: Tuple[int, ...], encoded: Sequence[List[int]], prompts: Sequence[str],
                        grammars: Sequence[Any], budgets: Sequence[int], rows: Sequence[int]) -> List[str]:
         """`_generate_batch` over the prompts at indices `rows` (what a batch retried in halves is made of)."""
-        return self._generate_batch([encoded[i] for i in rows], [in_list[i] for i in rows], prefix=prefix,
+        return self._generate_batch([encoded[i] for i in rows], [prompts[i] for i in rows], prefix=prefix,
                                     grammars=[grammars[i] for i in rows], budgets=[budgets[i] for i in rows])
 
     def _answer_budget(self, prompt: str) -> int:
@@ -445,7 +438,7 @@ class HuggingFaceModel:
                            rows_that_failed, new_limit)
             self._row_limit = new_limit
 
-    def _generate_batch(self, batch: List[List[int]], in_list: Sequence[Optional[int]],
+    def _generate_batch(self, batch: List[List[int]], prompts: Sequence[str],
                         num_return_sequences: int = 1, *, prefix: Tuple[int, ...] = (),
                         grammars: Optional[Sequence[Any]] = None, budgets: Optional[Sequence[int]] = None,
                         **sampling: Any) -> List[str]:
@@ -458,8 +451,9 @@ class HuggingFaceModel:
         max_new = self.max_new_tokens
         if self.context_length:
             max_new = max(1, min(max_new, self.context_length - width))
-        rows_in_list = [flag for flag in in_list for _ in range(num_return_sequences)]
-        stops: List[Any] = [_ListClosed(self.tokenizer, rows_in_list)]
+        row_prompts = [p for p in prompts for _ in range(num_return_sequences)]
+        rows_in_list = [answer_depth(p) for p in row_prompts]
+        stops: List[Any] = [_ListClosed(self.tokenizer, row_prompts, rows_in_list)]
         if budgets:
             max_new = min(max_new, max(budgets))
             stops.append(_RowBudget([b for b in budgets for _ in range(num_return_sequences)], width))
@@ -487,7 +481,15 @@ class HuggingFaceModel:
         self.stats["cached_prompt_tokens"] += len(prefix) * len(batch)
         self.stats["generated_tokens"] += int((new_tokens != pad).sum())
         texts = self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [cut_at_list_close(t, depth) if depth is not None else t for t, depth in zip(texts, rows_in_list)]
+        return [self._finish(t, p, depth) for t, p, depth in zip(texts, row_prompts, rows_in_list)]
+
+    def _finish(self, text: str, prompt: str, depth: Optional[int]) -> str:
+        """The answer up to where its list closes, or closed before an item that came back too often."""
+        if depth is None:
+            return text
+        text, repeated = close_before_repeats(cut_at_list_close(text, depth), prompt, depth)
+        self.stats["repeat_stops"] += repeated
+        return text
 
     def clear_prefix_cache(self) -> None:
         """Forget the cached schema prefixes (they are rebuilt on demand)."""
@@ -518,8 +520,7 @@ class HuggingFaceModel:
             encoded = [self.encode(p) for p in prompts]
             rows = max(1, self.batch_size // n)
             for i in range(0, len(prompts), rows):
-                flags = [answer_depth(p) for p in prompts[i: i + rows]]
-                texts = self._generate_batch(encoded[i: i + rows], flags, num_return_sequences=n,
+                texts = self._generate_batch(encoded[i: i + rows], prompts[i: i + rows], num_return_sequences=n,
                                              temperature=temperature, top_p=top_p)
                 out.extend(texts[j: j + n] for j in range(0, len(texts), n))
         return out

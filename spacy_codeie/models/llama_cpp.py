@@ -19,19 +19,18 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..errors import ModelLoadError, PromptTooLongError
-from ..parsing import ListScanner
 from .constrained import DONE, TokenTable, grammar_for
 from .contract import answer_depth, answer_per_doc, cut_at_list_close
 from .gguf_merge import WeightType, merged_gguf
 from .huggingface import read_prompt_style_block
 from .prompt_tokens import (
-    SCANNED_CHARS,
     answer_token_budget,
     chat_text,
     encode_segments,
     prompt_segments,
     uses_chat_template,
 )
+from .repeats import RepeatWatch, close_before_repeats
 
 logger = logging.getLogger("spacy_codeie")
 
@@ -203,7 +202,9 @@ class LlamaCppModel:
                     bar.update(len(group))
             if bar is not None:
                 bar.close()
-            return [row.text(self.tokenizer) for row in rows]
+            texts = [row.text(self.tokenizer) for row in rows]
+            self.stats["repeat_stops"] += sum(row.repeated for row in rows)
+            return texts
 
     def _plan(self, rows: List["_Row"]) -> Iterable[List["_Row"]]:
         """Batches of at most `batch_size` consecutive rows whose prefix, sentences and answer budgets fit
@@ -293,11 +294,8 @@ class LlamaCppModel:
         if row.grammar is not None:
             data = self.token_table.bytes_of[token] if token < self.token_table.size else None
             row.state = row.grammar.advance(row.state, data) if data else None
-        if row.scanner is not None:
-            text = self._token_text(token)
-            if not SCANNED_CHARS.isdisjoint(text):
-                row.scanner.feed_text(text)
-            row.done = row.scanner.closed
+        if row.watch is not None:
+            row.done = row.watch.feed(self._token_text(token))
         if len(row.answer) >= row.budget:
             row.done = True
 
@@ -326,17 +324,21 @@ class _Row:
         self.depth = answer_depth(prompt)
         self.grammar: Any = None
         self.state: Any = None
-        self.scanner: Optional[ListScanner] = None
+        self.watch: Optional[RepeatWatch] = None
+        self.repeated = False
         self.masks: Dict[object, Any] = {}
 
     def start(self, constrained: bool) -> None:
         self.grammar = grammar_for(self.prompt) if constrained and self.depth is not None else None
         self.state = self.grammar.initial if self.grammar is not None else None
-        self.scanner = ListScanner(self.depth) if self.depth is not None else None
+        self.watch = RepeatWatch(self.prompt, self.depth) if self.depth is not None else None
 
     def text(self, tokenizer) -> str:
         text = tokenizer.decode(self.answer, skip_special_tokens=True)
-        return cut_at_list_close(text, self.depth) if self.depth is not None else text
+        if self.depth is None:
+            return text
+        text, self.repeated = close_before_repeats(cut_at_list_close(text, self.depth), self.prompt, self.depth)
+        return text
 
 
 def _cells(rows: List[_Row]) -> int:
