@@ -31,7 +31,15 @@ scores each on the same docs (strict entity F1 against the file's gold):
 
 The first entry is the baseline of the docs/s ratio. An entry may add `"benchmark:int8_dynamic": true` (with
 `"merge_adapter": true` and float32 weights): the benchmark then quantizes the model's Linear layers to int8
-(torch's dynamic quantization) after loading, to measure that path without offering it as a setting.
+(torch's dynamic quantization) after loading, to measure that path without offering it as a setting. An entry
+with no `@llm_models` leaves `model` out of the config: the component's own default, as a newcomer gets it.
+`"benchmark:checkout": PATH` runs the entry on the `spacy_codeie` of another checkout of this repository (e.g. a
+`git worktree` of an older commit; same environment), so today's default can be timed against the default as it
+was, in one run:
+
+    git worktree add ../old f469fa5
+    .venv/bin/python benchmarks/throughput.py --docs 128 --threads 2 --compare \
+        '{"then": {"benchmark:checkout": "../old"}, "now": {}}'
 """
 from __future__ import annotations
 
@@ -518,11 +526,14 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     from spacy_codeie.scoring import score_codeie
 
     _set_threads(spec)
-    block = dict(spec["model_block"])
+    block = {k: v for k, v in spec["model_block"].items() if k != CHECKOUT_KEY}
     int8 = block.pop(INT8_KEY, False)
     start = time.perf_counter()
     nlp = spacy.blank(spec["lang"])
-    component = nlp.add_pipe("codeie", config={"schema": _schema_config(spec), "model": block})
+    config: Dict[str, Any] = {"schema": _schema_config(spec)}
+    if block:  # no block: the component's own default model
+        config["model"] = block
+    component = nlp.add_pipe("codeie", config=config)
     if int8:
         _quantize_int8(component.model)
     load_s = time.perf_counter() - start
@@ -543,6 +554,8 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                                       for m in getattr(component.model, "model", None).modules())
             if hasattr(component.model, "model") else 0,
             "prompt_style": type(component.prompt).__name__, "ents_f": scores.get("codeie_ents_f"),
+            "code": str(Path(spacy_codeie.__file__).resolve().parent.parent),
+            "model_registered_as": _registered_name(nlp),
             "truncated_rate": sum(d.get("truncated", 0) for d in diag) / prompts,
             "parse_error_rate": scores.get("codeie_parse_error_rate"),
             "hallucinated": sum(d.get("hallucinated", 0) for d in diag),
@@ -551,6 +564,14 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
                                   "model_path")}}
 
 
+def _registered_name(nlp) -> Optional[str]:
+    """The @llm_models name the component's model was built from (its config, defaults filled in)."""
+    return nlp.config["components"]["codeie"].get("model", {}).get("@llm_models")
+
+
+# A --compare entry may carry this key: the worker then imports spacy_codeie from this folder (another checkout
+# of the repository), so an older default runs in the same benchmark run as today's.
+CHECKOUT_KEY = "benchmark:checkout"
 # A --compare entry may carry this key: the benchmark then applies torch's dynamic int8 quantization to the
 # backend's Linear layers after loading. It is measured here, not offered as a setting (torch deprecates it).
 INT8_KEY = "benchmark:int8_dynamic"
@@ -585,8 +606,12 @@ def compare_configs(args, configs: Dict[str, Dict[str, Any]], data: Path, labels
     results = {}
     for name, block in configs.items():
         print(f"[throughput] config {name}: {json.dumps(block)} ...", flush=True)
+        checkout = block.get(CHECKOUT_KEY)
+        if checkout and not (Path(checkout) / "spacy_codeie" / "__init__.py").is_file():
+            print(f"[throughput] {CHECKOUT_KEY} {checkout!r} holds no spacy_codeie package", file=sys.stderr)
+            return 2
         results[name] = run_worker(f"config-{name}", dict(spec, model_block=block), workdir, args.verbose,
-                                   args.timeout)
+                                   args.timeout, code=str(Path(checkout).resolve()) if checkout else None)
         if not results[name].get("ok"):
             print(f"[throughput]   FAILED: {results[name].get('error')}\n{results[name].get('traceback', '')}")
     base = next(iter(results.values()))
@@ -595,17 +620,17 @@ def compare_configs(args, configs: Dict[str, Dict[str, Any]], data: Path, labels
              f"{labels.parent.name}/{labels.name}, nlp.pipe batch size {args.pipe_batch_size}, threads "
              f"{args.threads or 'default'}", "",
              "| config | prompt style | wall s | docs/s | x first | new tokens/doc | entity F1 | parse errors | "
-             "truncated | hallucinated | peak RSS MiB |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "truncated | hallucinated | peak RSS MiB | model |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         if not r.get("ok"):
-            lines.append(f"| {name} | FAILED: {r.get('error')} |  |  |  |  |  |  |  |  |  |")
+            lines.append(f"| {name} | FAILED: {r.get('error')} |  |  |  |  |  |  |  |  |  |  |")
             continue
         rate = len(timed) / r["wall_s"]
         ratio = f"{rate / base_rate:.2f}" if base_rate else ""
         per_doc = f"{r['generated_tokens'] / len(timed):.1f}" if r.get("generated_tokens") is not None else ""
         lines.append(f"| {name} | {r['prompt_style']} | {r['wall_s']:.1f} | {rate:.2f} | {ratio} | {per_doc} | "
                      f"{_fmt(r['ents_f'], 3)} | {_fmt(r['parse_error_rate'], 3)} | {r['truncated_rate']:.3f} | "
-                     f"{r['hallucinated']} | {r['peak_rss_mib']:.0f} |")
+                     f"{r['hallucinated']} | {r['peak_rss_mib']:.0f} | {r.get('model_registered_as') or ''} |")
     table = "\n".join(lines)
     print()
     print(table)
@@ -644,13 +669,14 @@ def worker_main(name: str, spec_path: str, out_path: str) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # the driver
 # ---------------------------------------------------------------------------------------------------------------
-def run_worker(name: str, spec: Dict[str, Any], workdir: Path, verbose: bool, timeout: Optional[float]) -> Dict:
+def run_worker(name: str, spec: Dict[str, Any], workdir: Path, verbose: bool, timeout: Optional[float],
+               code: Optional[str] = None) -> Dict:
     spec_path = workdir / f"{name}.spec.json"
     out_path = workdir / f"{name}.result.json"
     log_path = workdir / f"{name}.log"
     spec_path.write_text(json.dumps(spec), encoding="utf8")
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+               PYTHONPATH=os.pathsep.join(filter(None, [code, str(REPO), os.environ.get("PYTHONPATH")])))
     command = [sys.executable, str(Path(__file__).resolve()), "--_worker", name, "--_spec", str(spec_path),
                "--_out", str(out_path)]
     start = time.perf_counter()

@@ -75,6 +75,27 @@ def test_throughput_compares_whole_configurations(tmp_path, tiny_chat_model_dir)
     assert "| first | KnowCoderPrompt |" in done.stdout and "| 1.00 |" in done.stdout
 
 
+def test_throughput_runs_an_entry_on_another_checkout_and_the_component_default(tmp_path, tiny_chat_model_dir):
+    import shutil
+
+    shared_file("conll2003_en", "test")
+    checkout = tmp_path / "older"
+    shutil.copytree(REPO / "spacy_codeie", checkout / "spacy_codeie",
+                    ignore=shutil.ignore_patterns("*.safetensors", "__pycache__"))
+    block = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": str(tiny_chat_model_dir), "max_new_tokens": 4}
+    out = tmp_path / "compare.json"
+    configs = {"then": dict(block, **{"benchmark:checkout": str(checkout)}), "now": block}
+    _run("throughput.py", "--docs", "2", "--batch-size", "1", "--threads", "1", "--compare", json.dumps(configs),
+         "--json-out", str(out))
+    results = json.loads(out.read_text())["results"]
+    assert results["then"]["code"] == str(checkout) and results["now"]["code"] == str(REPO)
+    assert results["now"]["model_registered_as"] == "spacy_codeie.HuggingFace.v1"
+    missing = subprocess.run([sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--docs", "2", "--compare",
+                              json.dumps({"then": {"benchmark:checkout": str(tmp_path / "nowhere")}})],
+                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "holds no spacy_codeie package" in missing.stderr
+
+
 def test_grammar_engines_measures_both_engines_on_the_same_prompts(tmp_path):
     shared_file("conll2003_en", "test")
     shared_file("casie", "test")
