@@ -521,7 +521,9 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
     """One whole configuration through nlp.pipe: the component's defaults, only `model` set; timed and scored."""
     import spacy
 
-    import spacy_codeie  # noqa: F401
+    if spec["model_block"].get(CHECKOUT_KEY):
+        _skip_installed_entry_points()
+    import spacy_codeie  # the checkout's, when the entry has one: its decorators register what it has
     from spacy_codeie.readers import GoldConverter
     from spacy_codeie.scoring import score_codeie
 
@@ -567,6 +569,18 @@ def worker_config(spec: Dict[str, Any]) -> Dict[str, Any]:
 def _registered_name(nlp) -> Optional[str]:
     """The @llm_models name the component's model was built from (its config, defaults filled in)."""
     return nlp.config["components"]["codeie"].get("model", {}).get("@llm_models")
+
+
+def _skip_installed_entry_points() -> None:
+    """spaCy loads every factory entry point when a pipeline is made; the installed package's name functions an
+    older checkout does not have, so its entry points are hidden and the checkout's own registrations serve."""
+    import catalogue
+
+    found = catalogue.AVAILABLE_ENTRY_POINTS
+    groups = found.keys() if isinstance(found, dict) else found.groups
+    catalogue.AVAILABLE_ENTRY_POINTS = {  # a plain dict of group -> entry points: catalogue reads either form
+        group: [ep for ep in found.select(group=group) if not ep.value.startswith("spacy_codeie")]
+        for group in groups}
 
 
 # A --compare entry may carry this key: the worker then imports spacy_codeie from this folder (another checkout
