@@ -14,8 +14,8 @@ peak memory of one does not mix with another's):
   b       plain transformers `model.generate` on exactly codeie's prompts (taken from `component.prompts_for`,
           formatted and tokenized by the backend's `encode`), left padded, sorted by length, same batch size,
           greedy, same max_new_tokens, no stopping criterion: what the model itself costs
-  bprime  (b) with codeie's stop-when-the-list-closes StoppingCriteria (`_ListClosed`), i.e. the same number of
-          generated tokens as (a): the headline codeie overhead compares (a) with this
+  bprime  (b) with codeie's stopping criterion (`_ListClosed`: the list closes, or an item loops), i.e. the
+          same number of generated tokens as (a): the headline codeie overhead compares (a) with this
   c       spacy-llm's own `llm` component, task spacy.NER.v3, with spacy-llm's own Hugging Face backend
           (spacy.Llama2.v1) on the same weights
 
@@ -399,7 +399,8 @@ def worker_raw(spec: Dict[str, Any], stop: bool) -> Dict[str, Any]:
                     max_new = max(1, min(max_new, backend.context_length - width))
                 kwargs: Dict[str, Any] = {}
                 if stop:
-                    kwargs["stopping_criteria"] = [list_closed(tokenizer, [completes_list(prompts[i]) for i in batch])]
+                    kwargs["stopping_criteria"] = [list_closed(tokenizer, [prompts[i] for i in batch],
+                                                               [completes_list(prompts[i]) for i in batch])]
                 with torch.inference_mode():
                     out = model.generate(input_ids=input_ids.to(backend.device),
                                          attention_mask=attention.to(backend.device), max_new_tokens=max_new,
