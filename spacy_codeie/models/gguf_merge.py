@@ -7,13 +7,13 @@ nothing in either file is executed.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from pathlib import Path
 from typing import Any, Dict, Literal, Optional, Tuple, Union
 
 from ..errors import ModelLoadError
+from .adapter_files import read_adapter_folder
 
 WeightType = Literal["q8_0", "f16", "bf16", "f32"]
 
@@ -148,12 +148,7 @@ def lora_updates(adapter: Union[str, Path]) -> Dict[str, Any]:
     from safetensors.numpy import load_file
 
     folder = Path(adapter).expanduser()
-    config_path = folder / "adapter_config.json"
-    weights_path = folder / "adapter_model.safetensors"
-    if not config_path.is_file() or not weights_path.is_file():
-        raise ModelLoadError(f"{str(folder)!r} is not a peft LoRA folder (adapter_config.json and "
-                             "adapter_model.safetensors).")
-    config = json.loads(config_path.read_text(encoding="utf8"))
+    config, weights_path = read_adapter_folder(folder)
     if config.get("peft_type", "LORA") != "LORA" or config.get("use_dora") or config.get("rank_pattern") \
             or config.get("alpha_pattern") or config.get("modules_to_save"):
         raise ModelLoadError(f"{str(folder)!r}: only plain LoRA adapters (one rank and alpha, no DoRA, no extra "

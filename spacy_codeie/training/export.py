@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Dict, Optional, Union
 
 from ..errors import CodeIEError
+from ..models.adapter_files import CONFIG, WEIGHTS, read_adapter_folder
 from ..models.huggingface import PROMPT_STYLE_FILE
-
-WEIGHTS = "adapter_model.safetensors"
 
 
 def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: str = "float16",
@@ -26,16 +25,14 @@ def export_adapter(source: Union[str, Path], target: Union[str, Path], dtype: st
     from safetensors.torch import load_file, save_file
 
     source, target = Path(source), Path(target)
-    if not (source / "adapter_config.json").is_file() or not (source / WEIGHTS).is_file():
-        raise CodeIEError(f"{str(source)!r} is not a peft adapter folder (adapter_config.json, {WEIGHTS}).")
+    config, _ = read_adapter_folder(source)
     cast = getattr(torch, dtype, None)
     if not isinstance(cast, torch.dtype):
         raise CodeIEError(f"dtype={dtype!r} is not a torch dtype; use float16, bfloat16 or float32.")
     target.mkdir(parents=True, exist_ok=True)
-    config = json.loads((source / "adapter_config.json").read_text(encoding="utf8"))
     if base_model:
         config["base_model_name_or_path"] = base_model
-    (target / "adapter_config.json").write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf8")
+    (target / CONFIG).write_text(json.dumps(config, indent=2, sort_keys=True), encoding="utf8")
     tensors = {k: v.to(cast).contiguous() for k, v in load_file(str(source / WEIGHTS)).items()}
     save_file(tensors, str(target / WEIGHTS), metadata={"format": "pt"})
     if (source / PROMPT_STYLE_FILE).is_file():  # the style the adapter was trained with travels with it

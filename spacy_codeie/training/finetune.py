@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import CodeIEError
+from ..models.adapter_files import read_adapter_folder
 from ..models.huggingface import HuggingFaceModel, write_prompt_style
 from .plots import plot_loss
 
@@ -276,13 +277,7 @@ def start_from_adapter(peft_model, folder: Union[str, Path], lora: LoraSettings)
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    folder = Path(folder)
-    weights = folder / "adapter_model.safetensors"
-    config_path = folder / "adapter_config.json"
-    if not weights.is_file() or not config_path.is_file():
-        raise CodeIEError(f"sft.init_adapter {str(folder)!r} is not a peft adapter folder (adapter_config.json and "
-                          "adapter_model.safetensors).")
-    saved = json.loads(config_path.read_text(encoding="utf8"))
+    saved, weights = read_adapter_folder(folder, "sft.init_adapter")
     if saved.get("r") != lora.r or saved.get("lora_alpha") != lora.alpha:
         raise CodeIEError(f"sft.init_adapter has r={saved.get('r')}, alpha={saved.get('lora_alpha')}, but [lora] asks "
                           f"for r={lora.r}, alpha={lora.alpha}: set [lora] to the adapter's shape.")
