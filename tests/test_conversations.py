@@ -9,7 +9,7 @@ from spacy_codeie.instances import EntityInstance
 from spacy_codeie.prompting import CompactPrompt
 from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.training.augment import AugmentSettings, SchemaView
-from spacy_codeie.training.conversations import conversation_records, rename_labels
+from spacy_codeie.training.conversations import abbreviation, conversation_records, rename_labels
 from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
 from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
 
@@ -85,6 +85,28 @@ def test_renamed_labels_keep_labels_and_never_collide():
     assert "rename" in renamed.applied
 
 
+def test_abbreviated_class_names_are_short_unique_tags_and_keep_the_label():
+    schema = schema_from_dict(entities={"PERSON": "a person", "Peop": "people", "ORGANIZATION": "an organization",
+                                        "地名": "a place"})
+    view = SchemaView(schema, frozenset(e.label for e in schema.entities), ())
+    seen = set()
+    for seed in range(20):
+        out = rename_labels(view, {}, 0.0, random.Random(seed), abbreviate_rate=1.0)
+        names = {e.label: e.class_name for e in out.schema.entities}
+        assert len(set(names.values())) == len(names)  # never two classes of one name
+        assert names["地名"] == "地名"  # no ASCII short form: left alone
+        assert names["PERSON"] in {"Pers", "PERS", "Per", "PER"}
+        assert names["ORGANIZATION"] in {"Org", "ORG", "Orga", "ORGA"}
+        seen.add(names["PERSON"])
+        assert "abbreviate" in out.applied
+    assert len(seen) > 2  # both lengths and both cases are drawn
+    undescribed = schema_from_dict(entities={"PERSON": ""})
+    out = rename_labels(SchemaView(undescribed, frozenset({"PERSON"}), ()), {}, 0.0, random.Random(0), 1.0)
+    assert out.schema.entities[0].class_name == "Person"  # nothing would say what a bare tag means
+    assert abbreviation("Id", random.Random(0)) is None  # nothing shorter to give
+    assert rename_labels(view, {}, 0.0, random.Random(0), abbreviate_rate=0.0) is view
+
+
 def test_dev_split_is_held_out_of_training(tmp_path):
     path = shared_file("wikiann", "train")
     dev = {}
@@ -105,6 +127,8 @@ def test_conversation_settings_are_checked():
         ConversationSettings(max_turns=0)
     with pytest.raises(Exception, match="rename_rate"):
         ConversationSettings(rename_rate=2.0)
+    with pytest.raises(Exception, match="abbreviate_rate"):
+        ConversationSettings(abbreviate_rate=-0.1)
 
 
 def test_a_trained_adapter_declares_its_style_and_the_component_uses_it(tiny_chat_model_dir, tmp_path):

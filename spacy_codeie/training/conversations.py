@@ -10,38 +10,77 @@ guideline dropout, masking, renamed labels), so the model learns to read the cla
 """
 from __future__ import annotations
 
+import keyword
 import random
+import re
 from dataclasses import replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from ..errors import SchemaError
 from ..gold import gold_instances, present_labels
 from ..readers import GoldConverter, blank_pipeline
-from ..schema.types import EntityType, EventType, RelationType, Schema
+from ..schema.types import RESERVED_CLASS_NAMES, EntityType, EventType, RelationType, Schema, class_name_from_label
 from ..windows import split_windows
 from .augment import AugmentSettings, SchemaView, schema_view
 
 
+def abbreviation(name: str, rng: random.Random) -> Optional[str]:
+    """A tag-like short form of a class name, as label sets often write them ('Person' -> 'Per' or 'PERS',
+    'Organization' -> 'Org'); None when the name has no shorter ASCII form."""
+    words = re.findall(r"[A-Z][a-z0-9]*|[a-z0-9]+", name)
+    if not words or not name.isascii():
+        return None
+    short = words[0][:rng.choice((3, 4))]
+    if len(short) < 2 or len(short) >= len(name):
+        return None
+    return short.upper() if rng.random() < 0.4 else short[:1].upper() + short[1:].lower()
+
+
+def _plain_and_described(t) -> bool:
+    """A type that keeps the class name its label gives and a description to read its meaning from (a masked or
+    renamed name, or one without guidelines, is not shortened)."""
+    try:
+        return bool(t.description) and t.class_name == class_name_from_label(t.label)
+    except SchemaError:
+        return False
+
+
 def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate: float,
-                  rng: random.Random) -> SchemaView:
-    """Give some types another class name from `synonyms` (label -> names), so no label set is learnt by heart.
+                  rng: random.Random, abbreviate_rate: float = 0.0) -> SchemaView:
+    """Give some types another class name, so no label set is learnt by heart: a synonym from `synonyms`
+    (label -> names) with chance `rate`, else, for a described type that still has its label's class name, a
+    short form of that name with chance `abbreviate_rate` (the description then says what the type is, as in
+    label sets with tags such as `Peop` or `GPE`).
 
     Keys match labels case-insensitively; a name already used in the view is never taken twice.
     """
-    if rate <= 0 or not synonyms:
+    if (rate <= 0 or not synonyms) and abbreviate_rate <= 0:
         return view
     lookup = {key.lower(): list(names) for key, names in synonyms.items()}
     taken = {t.class_name for t in view.schema.types}
     applied = list(view.applied)
 
+    def free(name: Optional[str]) -> bool:
+        if not name:
+            return False
+        return (name.isidentifier() and not keyword.iskeyword(name) and name not in taken
+                and name not in RESERVED_CLASS_NAMES)
+
     def vary(types):
         out = []
         for t in types:
-            names = [n for n in lookup.get(t.label.lower(), ()) if n.isidentifier() and n not in taken]
+            names = [n for n in lookup.get(t.label.lower(), ()) if free(n)]
             if names and rng.random() < rate:
                 name = rng.choice(names)
                 taken.add(name)
                 t = replace(t, class_name=name)
                 applied.append("rename")
+            elif abbreviate_rate > 0 and _plain_and_described(t) and rng.random() < abbreviate_rate:
+                short = abbreviation(t.class_name, rng)
+                if short is not None and free(short):
+                    taken.add(short)
+                    t = replace(t, class_name=short)
+                    applied.append("abbreviate")
             out.append(t)
         return out
 
@@ -66,6 +105,7 @@ def conversation_records(
     window_size: int = 1000,
     synonyms: Optional[Mapping[str, Sequence[str]]] = None,
     rename_rate: float = 0.0,
+    abbreviate_rate: float = 0.0,
 ) -> Iterator[Dict[str, Any]]:
     """Conversations of 1..max_turns windows (at most max_chars of sentence text), in a seeded random order."""
     nlp = blank_pipeline(lang)
@@ -91,7 +131,7 @@ def conversation_records(
         i += len(chunk)
         present = frozenset().union(*(present_labels(doc, window) for _, doc, window in chunk))
         view = schema_view(schema, present, augment, rng)
-        view = rename_labels(view, synonyms or {}, rename_rate, rng)
+        view = rename_labels(view, synonyms or {}, rename_rate, rng, abbreviate_rate)
         solved = [(window.text, gold_instances(doc, window, view.schema, view.targets)) for _, doc, window in chunk]
         turns = prompt.render_conversation(view.schema, solved)
         for turn, (text, _) in zip(turns, solved):

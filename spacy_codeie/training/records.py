@@ -161,7 +161,8 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
         return list(conversation_records(recs, sch, dataset=name, lang=spec.lang, prompt=prompt, augment=augment,
                                          seed=seed, max_turns=settings.max_turns, max_chars=settings.max_chars,
                                          window_size=window_size, synonyms=settings.synonyms(),
-                                         rename_rate=settings.rename_rate))
+                                         rename_rate=settings.rename_rate,
+                                         abbreviate_rate=settings.abbreviate_rate))
 
     out: List[Dict[str, Any]] = []
     if spec.relations_from_events != "only":
@@ -187,7 +188,7 @@ def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[st
         schema = schema_from_json(spec.schema)
         if conversations is not None:
             out.extend(_conversations(held, schema, spec, prompt, off, seed, window_size,
-                                      replace(conversations, rename_rate=0.0)))
+                                      replace(conversations, rename_rate=0.0, abbreviate_rate=0.0)))
         else:
             out.extend(sft_records_for(held, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
                                        augment=off, seed=seed, window_size=window_size))
@@ -202,12 +203,14 @@ class ConversationSettings:
     max_chars: int = 1500  # sentence text per conversation
     rename_rate: float = 0.0  # chance to rename a type's class with a synonym from synonyms_path
     synonyms_path: str = ""  # JSON {label: [class names]}
+    abbreviate_rate: float = 0.0  # chance to shorten a (not renamed) type's class name to a tag: 'Person' -> 'Per'
 
     def __post_init__(self) -> None:
         if self.max_turns < 1 or self.max_chars < 1:
             raise CodeIEError("data.conversations: max_turns and max_chars must be positive.")
-        if not 0.0 <= self.rename_rate <= 1.0:
-            raise CodeIEError("data.conversations.rename_rate must be a probability between 0 and 1.")
+        for name in ("rename_rate", "abbreviate_rate"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise CodeIEError(f"data.conversations.{name} must be a probability between 0 and 1.")
 
     def synonyms(self) -> Dict[str, List[str]]:
         if not self.synonyms_path:
