@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Dict, FrozenSet, List, Sequence, Tuple, TypeVar
+from typing import Any, Dict, FrozenSet, List, Sequence, Set, Tuple, TypeVar
 
 from ..errors import CodeIEError
 from ..schema.types import AnyType, EntityType, EventType, RelationType, Schema
@@ -83,15 +83,18 @@ def _masked_names(count: int, taken: Sequence[str], rng: random.Random) -> List[
     return rng.sample(pool, count)
 
 
-def _vary(types: Sequence[T], settings: AugmentSettings, rng: random.Random, applied: List[str]) -> List[T]:
+def _vary(types: Sequence[T], settings: AugmentSettings, rng: random.Random, applied: List[str],
+          taken: Set[str]) -> List[T]:
+    """Shuffle, mask and drop guidelines in one group of types; `taken` holds the class names of the whole view
+    (all groups), so a masked name is never one another group already uses."""
     out = list(types)
     if settings.shuffle_types and len(out) > 1:
         rng.shuffle(out)
         applied.append("shuffle")
     masked = [i for i, t in enumerate(out) if t.description and rng.random() < settings.name_masking]
-    taken = [t.class_name for t in out]
-    for i, name in zip(masked, _masked_names(len(masked), taken, rng)):
+    for i, name in zip(masked, _masked_names(len(masked), sorted(taken), rng)):
         out[i] = replace(out[i], class_name=name)
+        taken.add(name)
         applied.append("mask")
     for i, t in enumerate(out):
         if i not in masked and (t.description or t.examples) and rng.random() < settings.guideline_dropout:
@@ -107,8 +110,11 @@ def schema_view(schema: Schema, present: FrozenSet[str], settings: AugmentSettin
     if len(chosen) < len(schema.types):
         applied.append("subset")
     shown = schema.subset(chosen)
-    entities = _vary(shown.entities, settings, rng, applied)
-    relations = _vary([t for t in shown.relations if isinstance(t, RelationType)], settings, rng, applied)
-    events = _vary([t for t in shown.events if isinstance(t, EventType)], settings, rng, applied)
+    taken = {t.class_name for t in shown.types}
+    entities = _vary(shown.entities, settings, rng, applied, taken)
+    relations = _vary([t for t in shown.relations if isinstance(t, RelationType)], settings, rng, applied, taken)
+    events = _vary([t for t in shown.events if isinstance(t, EventType)], settings, rng, applied, taken)
     varied = Schema.build([e for e in entities if isinstance(e, EntityType)], relations, events)
-    return SchemaView(varied, frozenset(t.label for t in chosen), tuple(sorted(set(applied))))
+    # Every class shown is asked for, as at inference: an entity type shown only because a chosen relation
+    # names it must still get its instances in the answer.
+    return SchemaView(varied, frozenset(t.label for t in shown.types), tuple(sorted(set(applied))))
