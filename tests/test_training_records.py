@@ -50,6 +50,18 @@ def test_masking_renames_classes_and_guideline_dropout_clears_docstrings():
     assert {e.class_name for e in bare.schema.entities} == {e.class_name for e in SCHEMA.entities}
 
 
+def test_a_view_asks_for_every_class_it_shows_and_masks_each_name_once_across_kinds():
+    schema = schema_from_dict(entities={"PER": "a person", "ORG": "an organization"},
+                              relations={"WORKS_FOR": {"head": "PER", "tail": "ORG", "description": "employment"}})
+    settings = AugmentSettings(full_schema_rate=0.0, negative_types=0, positive_dropout=0.0, name_masking=1.0)
+    for seed in range(20):
+        view = schema_view(schema, frozenset({"WORKS_FOR"}), settings, random.Random(seed))
+        assert {e.label for e in view.schema.entities} == {"PER", "ORG"}  # shown for the relation's arguments
+        assert view.targets == {"PER", "ORG", "WORKS_FOR"}  # so their mentions belong in the answer too
+        names = [t.class_name for t in view.schema.types]
+        assert len(set(names)) == len(names) and all(n.startswith("Type") for n in names)
+
+
 @pytest.mark.parametrize("bad", [{"positive_dropout": 1.5}, {"negative_types": -2}, {"name_masking": -0.1}])
 def test_bad_augment_settings(bad):
     with pytest.raises(CodeIEError):
@@ -70,6 +82,15 @@ def test_relations_derived_from_events():
     assert rewritten["relations"] == [{"head": 0, "tail": 1, "label": "ATTACK attacker target"}]
     assert rewritten["events"] == []
     assert relation_schema(schema, types).relations[0].class_name == "AttackAttackerTarget"
+
+    record["events"][0]["arguments"].append({"start": 28, "end": 32, "text": "Aden", "role": "place"})
+    typed = relation_record(record, types, typed=True)
+    assert [(e["text"], e["label"]) for e in typed["entities"]] == [("Rebels", "attacker"), ("the town", "target"),
+                                                                     ("Aden", "place")]  # every argument span
+    assert typed["relations"] == [{"head": 0, "tail": 1, "label": "ATTACK attacker target"}]
+    typed_schema = relation_schema(schema, types, typed=True)
+    assert [e.class_name for e in typed_schema.entities] == ["Attacker", "Target", "Place"]
+    assert (typed_schema.relations[0].head, typed_schema.relations[0].tail) == (("attacker",), ("target",))
 
 
 def test_triggerless_gold_events_are_left_out_of_code_style_records_with_a_warning():
@@ -100,13 +121,14 @@ def test_triggerless_gold_events_are_left_out_of_code_style_records_with_a_warni
         EventInstance("MEET", "", (("place", Mention("Aden")),))]  # for styles whose answers name no trigger
 
 
-@pytest.mark.parametrize("dataset,lang,derive", [("conll04", "en", "off"), ("phee", "en", "also"),
-                                                 ("fewfc_zh", "zh", "only"), ("wikiann", "xx", "off")])
-def test_every_augmented_record_round_trips_through_the_component(dataset, lang, derive):
+@pytest.mark.parametrize("dataset,lang,derive,arguments", [
+    ("conll04", "en", "off", "untyped"), ("phee", "en", "also", "untyped"), ("phee", "en", "only", "typed"),
+    ("fewfc_zh", "zh", "only", "untyped"), ("fewfc_zh", "zh", "only", "typed"), ("wikiann", "xx", "off", "untyped")])
+def test_every_augmented_record_round_trips_through_the_component(dataset, lang, derive, arguments):
     """A record's gold completion, parsed and aligned by the component, scores F1 = 1 against itself,
     and a wrong answer does not: the records say what the component reads back."""
     spec = DatasetSpec(dataset, str(shared_file(dataset, "train")), str(shared_file(dataset, "train").parent /
-                       "labels.json"), lang, limit=25, relations_from_events=derive)
+                       "labels.json"), lang, limit=25, relations_from_events=derive, relation_arguments=arguments)
     records = build_sft_records([spec], augment=AugmentSettings(full_schema_rate=0.3, name_masking=0.3), seed=3)
     assert records
     scorer = CompletionScorer()
@@ -148,6 +170,8 @@ def test_bad_dataset_specs():
         DatasetSpec.from_dict("x", {"path": "a"})
     with pytest.raises(CodeIEError, match="relations_from_events"):
         DatasetSpec.from_dict("x", {"path": "a", "schema": "b", "relations_from_events": "yes"})
+    with pytest.raises(CodeIEError, match="relation_arguments"):
+        DatasetSpec.from_dict("x", {"path": "a", "schema": "b", "relation_arguments": "entities"})
     with pytest.raises(CodeIEError, match="No datasets"):
         build_sft_records([])
     assert schema_from_json(shared_file("conll04", "test").parent / "labels.json").relations

@@ -2,14 +2,16 @@
 
 Two arguments of one event stand in a relation ("the subject of an adverse event -> its effect"). Each event
 type contributes its most frequent pair of co-occurring roles as one relation type, so an event corpus also
-teaches the relation format `Rel(Entity("a"), Entity("b"))` on real text.
+teaches the relation format `Rel(Entity("a"), Entity("b"))` on real text. Typed, every argument span is also an
+entity of its role's class and the relations join those classes (`Rel(Effect("a"), Treatment("b"))`), which is
+how NER + RE schemas ask: entities and relations in one answer.
 """
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ..schema.types import ANY_ENTITY, RelationType, Schema, class_name_from_label
+from ..schema.types import ANY_ENTITY, EntityType, RelationType, Schema, class_name_from_label
 
 
 def _role_pairs(record: Dict[str, Any]) -> Iterable[Tuple[str, Tuple[str, str]]]:
@@ -30,32 +32,55 @@ def event_relation_types(schema: Schema, records: Iterable[Dict[str, Any]]) -> D
             for e in schema.events if e.label in best}
 
 
-def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]]) -> Optional[Schema]:
+def role_entity_types(schema: Schema) -> Dict[str, EntityType]:
+    """role -> the entity type its argument spans get in typed relation data (one per role name)."""
+    out: Dict[str, EntityType] = {}
+    for event in schema.events:
+        for role in event.roles:
+            if role.name not in out:
+                what = role.description or f"The {role.name} argument of a {event.label} event."
+                out[role.name] = EntityType(label=role.name, class_name=class_name_from_label(role.name),
+                                            description=what)
+    return out
+
+
+def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]], typed: bool = False
+                    ) -> Optional[Schema]:
+    """The derived relation types; `typed` adds an entity type per role and types the relations' arguments."""
     events = {e.label: e for e in schema.events}
     relations = []
     for label, (event, head, tail) in types.items():
         what = events[event].description
         description = f"The {head} and the {tail} of one {event} event." + (f" The event: {what}" if what else "")
-        relations.append(RelationType(label=label, class_name=class_name_from_label(label), head=(ANY_ENTITY,),
-                                      tail=(ANY_ENTITY,), description=description))
-    return Schema.build([], relations, []) if relations else None
+        relations.append(RelationType(label=label, class_name=class_name_from_label(label),
+                                      head=(head,) if typed else (ANY_ENTITY,),
+                                      tail=(tail,) if typed else (ANY_ENTITY,), description=description))
+    if not relations:
+        return None
+    return Schema.build(role_entity_types(schema).values() if typed else [], relations, [])
 
 
-def relation_record(record: Dict[str, Any], types: Dict[str, Tuple[str, str, str]]) -> Dict[str, Any]:
-    """The record's events rewritten as relations between argument spans (entities get no type)."""
+def relation_record(record: Dict[str, Any], types: Dict[str, Tuple[str, str, str]], typed: bool = False
+                    ) -> Dict[str, Any]:
+    """The record's events rewritten as relations between argument spans: untyped, only the spans in a relation,
+    as `Entity`; typed, every argument span as an entity labelled with its role."""
     by_event = {(event, head, tail): label for label, (event, head, tail) in types.items()}
     entities: List[Dict[str, Any]] = []
-    index: Dict[Tuple[int, int], int] = {}
+    index: Dict[Tuple[int, int, str], int] = {}
     relations = []
 
     def entity(arg: Dict[str, Any]) -> int:
-        key = (arg["start"], arg["end"])
+        label = arg["role"] if typed else ANY_ENTITY
+        key = (arg["start"], arg["end"], label)
         if key not in index:
             index[key] = len(entities)
-            entities.append({"start": arg["start"], "end": arg["end"], "label": ANY_ENTITY, "text": arg["text"]})
+            entities.append({"start": arg["start"], "end": arg["end"], "label": label, "text": arg["text"]})
         return index[key]
 
     for event in record.get("events") or ():
+        if typed:
+            for arg in event.get("arguments") or ():
+                entity(arg)
         for (label_event, head, tail), label in by_event.items():
             if label_event != event["label"]:
                 continue

@@ -36,6 +36,9 @@ class DatasetSpec:
     limit: int = 0  # a seeded random sample of this many records (0: all)
     dev: int = 0  # records held out of training for the dev split (seeded), before `limit` applies
     relations_from_events: str = "off"  # "also"/"only": relation records derived from its events (derived.py)
+    # "typed": the derived records also list each argument span as an entity of its role's class, and the
+    # relations join those classes (NER + RE in one answer); "untyped": relations between bare `Entity` spans
+    relation_arguments: str = "untyped"
 
     @classmethod
     def from_dict(cls, name: str, data: Dict[str, Any]) -> "DatasetSpec":
@@ -44,6 +47,8 @@ class DatasetSpec:
                 raise CodeIEError(f"Dataset {name!r} needs a '{key}'.")
         if data.get("relations_from_events", "off") not in ("off", "also", "only"):
             raise CodeIEError(f"Dataset {name!r}: relations_from_events must be 'off', 'also' or 'only'.")
+        if data.get("relation_arguments", "untyped") not in ("untyped", "typed"):
+            raise CodeIEError(f"Dataset {name!r}: relation_arguments must be 'untyped' or 'typed'.")
         return from_section(cls, data, f"Dataset {name!r}", name=name)
 
 
@@ -141,14 +146,11 @@ def build_sft_records(
         if spec.relations_from_events != "only":
             out.extend(sft_records_for(records, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
                                        augment=augment, seed=seed, window_size=window_size, progress=progress))
-        if spec.relations_from_events != "off" and schema.events:
-            types = event_relation_types(schema, records)
-            derived = relation_schema(schema, types)
-            if derived is not None:
-                rewritten = [relation_record(r, types) for r in records]
-                out.extend(sft_records_for(rewritten, derived, dataset=f"{spec.name}-relations", lang=spec.lang,
-                                           prompt=prompt, augment=augment, seed=seed, window_size=window_size,
-                                           progress=progress))
+        derived = _derived_relations(records, schema, spec)
+        if derived is not None:
+            out.extend(sft_records_for(derived[0], derived[1], dataset=f"{spec.name}-relations", lang=spec.lang,
+                                       prompt=prompt, augment=augment, seed=seed, window_size=window_size,
+                                       progress=progress))
     random.Random(seed).shuffle(out)
     return out
 
@@ -167,12 +169,23 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
     out: List[Dict[str, Any]] = []
     if spec.relations_from_events != "only":
         out.extend(convert(records, schema, spec.name))
-    if spec.relations_from_events != "off" and schema.events:
-        types = event_relation_types(schema, records)
-        derived = relation_schema(schema, types)
-        if derived is not None:
-            out.extend(convert([relation_record(r, types) for r in records], derived, f"{spec.name}-relations"))
+    derived = _derived_relations(records, schema, spec)
+    if derived is not None:
+        out.extend(convert(derived[0], derived[1], f"{spec.name}-relations"))
     return out
+
+
+def _derived_relations(records, schema: Schema, spec: DatasetSpec
+                       ) -> Optional[Tuple[List[Dict[str, Any]], Schema]]:
+    """The relation records and schema that `spec.relations_from_events` derives from an event corpus."""
+    if spec.relations_from_events == "off" or not schema.events:
+        return None
+    typed = spec.relation_arguments == "typed"
+    types = event_relation_types(schema, records)
+    derived = relation_schema(schema, types, typed=typed)
+    if derived is None:
+        return None
+    return [relation_record(r, types, typed=typed) for r in records], derived
 
 
 def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[str, Any]]], *, prompt,
