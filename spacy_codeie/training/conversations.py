@@ -60,9 +60,7 @@ def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate:
     taken = {t.class_name for t in view.schema.types}
     applied = list(view.applied)
 
-    def free(name: Optional[str]) -> bool:
-        if not name:
-            return False
+    def free(name: str) -> bool:
         return (name.isidentifier() and not keyword.iskeyword(name) and name not in taken
                 and name not in RESERVED_CLASS_NAMES)
 
