@@ -58,14 +58,17 @@ def test_completion_only_labels_and_end_of_turn(tiny_chat_model_dir, sft_file):
 def test_finetune_saves_adapter_log_and_plot_and_resumes(tiny_chat_model_dir, sft_file, tmp_path):
     settings = dict(batch_size=2, save_steps=1, logging_steps=1, progress=False, learning_rate=1e-2)
     first = finetune(_model(tiny_chat_model_dir), sft_file, tmp_path, lora=LoraSettings(r=2, alpha=4),
-                     sft=SFTSettings(max_steps=2, **settings))
+                     sft=SFTSettings(max_steps=2, save_total_limit=1, **settings))
     assert first["steps"] == 2 and first["resumed_from"] is None
+    checkpoints = tmp_path / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2"]  # the limit drops older ones
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "loss.png").stat().st_size > 0
     log = json.loads((tmp_path / "train_log.json").read_text())
     assert [e["step"] for e in log["log"] if "loss" in e] == [1, 2]
     again = finetune(_model(tiny_chat_model_dir), sft_file, tmp_path, lora=LoraSettings(r=2, alpha=4),
-                     sft=SFTSettings(max_steps=3, **settings))
+                     sft=SFTSettings(max_steps=3, save_total_limit=0, **settings))
     assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 3
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-2", "checkpoint-3"]  # 0 keeps every one
 
 
 def test_finetune_continues_from_a_saved_adapter_and_refuses_another_shape(tiny_chat_model_dir, sft_file, tmp_path):
@@ -102,6 +105,8 @@ def test_finetune_refuses_bad_input(tiny_model_dir, tmp_path):
         finetune(_model(tiny_model_dir), tmp_path / "missing.jsonl", tmp_path / "out")
     with pytest.raises(CodeIEError, match="max_steps"):
         SFTSettings(epochs=0)
+    with pytest.raises(CodeIEError, match="save_total_limit"):
+        SFTSettings(save_total_limit=-1)
 
 
 def test_preference_pairs_prefer_the_better_completion(sft_file):

@@ -37,6 +37,7 @@ class DPOSettings:
     gradient_accumulation: int = 4
     max_length: int = 1400
     save_steps: int = 50
+    save_total_limit: int = 2  # checkpoints kept (the newest ones); 0 keeps all
     logging_steps: int = 5
     seed: int = 0
     progress: bool = True
@@ -46,6 +47,8 @@ class DPOSettings:
             raise CodeIEError("dpo.samples must be at least 2: pairs are formed from different samples.")
         if not 0 <= self.margin <= 1:
             raise CodeIEError("dpo.margin is a difference of F1 scores, between 0 and 1.")
+        if self.save_total_limit < 0:
+            raise CodeIEError("dpo.save_total_limit must be 0 (keep every checkpoint) or a positive count.")
 
 
 class _Fixed:
@@ -179,7 +182,7 @@ def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Unio
         num_train_epochs=settings.epochs, max_steps=settings.max_steps,
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.gradient_accumulation,
         max_length=settings.max_length, logging_steps=settings.logging_steps, save_steps=settings.save_steps,
-        save_total_limit=2, seed=settings.seed, report_to="none", use_cpu=not on_gpu,
+        save_total_limit=settings.save_total_limit or None, seed=settings.seed, report_to="none", use_cpu=not on_gpu,
         bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=not settings.progress,
     )
     trainer = DPOTrainer(model=policy, args=args, train_dataset=datasets.Dataset.from_list(rows),

@@ -50,6 +50,7 @@ class SFTSettings:
     max_length: int = 2048  # longer records are skipped (and counted), never truncated
     weight_decay: float = 0.0
     save_steps: int = 50
+    save_total_limit: int = 2  # checkpoints kept (the newest ones); 0 keeps all, so the best by dev F1 survives
     logging_steps: int = 5
     seed: int = 0
     group_by_length: bool = True
@@ -68,6 +69,8 @@ class SFTSettings:
             raise CodeIEError("sft.batch_size and sft.gradient_accumulation must be at least 1.")
         if self.learning_rate <= 0:
             raise CodeIEError("sft.learning_rate must be positive.")
+        if self.save_total_limit < 0:
+            raise CodeIEError("sft.save_total_limit must be 0 (keep every checkpoint) or a positive count.")
         if self.max_steps == 0 or (self.max_steps < 0 and self.epochs <= 0):
             raise CodeIEError("Set sft.epochs > 0, or sft.max_steps to a positive number of optimizer steps.")
 
@@ -338,7 +341,7 @@ def finetune(
         weight_decay=sft.weight_decay,
         logging_steps=sft.logging_steps,
         save_steps=sft.save_steps,
-        save_total_limit=2,
+        save_total_limit=sft.save_total_limit or None,
         seed=sft.seed,
         report_to="none",
         use_cpu=not on_gpu,
