@@ -73,3 +73,21 @@ def test_a_random_model_stops_looping_in_the_transformers_backend(tiny_model_dir
         parsed = parser.parse(answer)
         counts = Counter((i.label, i.text) for i in parsed.instances)
         assert all(n <= max(1, str(prompt).count(text)) for (_, text), n in counts.items()), answer
+
+
+def test_characters_split_across_tokens_are_counted_whole():
+    """Under a byte-level vocabulary a Chinese character often spans two or three tokens. Fed a byte at a time,
+    the watch must read `女人` (twice in the sentence) and let its item come back twice, as the whole text
+    does; decoded one token at a time it would be U+FFFD, found nowhere in the prompt."""
+    prompt = 'sentence = "女人一定要对自己好一点，别的女人花你的钱"\nresults = ['
+    answer = 'PerNam("女人"), PerNom("女人"), PerNom("女人"), PerNom("女人"), PerNom("'
+    watch = RepeatWatch(prompt, 1)
+    stops = [watch.feed_bytes(bytes([b])) for b in answer.encode("utf-8")]
+    expected, cut = close_before_repeats(answer, prompt, 1)
+    assert cut and watch.repeating and watch.kept_text() == expected
+    assert expected == 'PerNam("女人"), PerNom("女人"), PerNom("女人"),\n]'
+    assert stops.index(True) > len('PerNam("女人"), PerNom("女人"), PerNom("女人"), PerNom('.encode("utf-8"))
+    byte_by_byte = RepeatWatch(prompt, 1)  # the old way: each byte decoded on its own
+    for b in answer.encode("utf-8"):
+        byte_by_byte.feed(bytes([b]).decode("utf-8", "replace"))
+    assert byte_by_byte.kept_text() != expected  # why feed_bytes exists

@@ -99,19 +99,12 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 class _ListClosed:
     """Stops each row once the list its answer continues (or opens) closes, or once it loops (`RepeatWatch`);
-    rows with depth None run on."""
+    rows with depth None run on. `token_bytes` (a `TokenTable`'s) feeds each watch whole characters."""
 
-    def __init__(self, tokenizer, prompts: Sequence[str], depths: Sequence[Optional[int]]):
-        self.tokenizer = tokenizer
+    def __init__(self, token_bytes: Sequence[Optional[bytes]], prompts: Sequence[str],
+                 depths: Sequence[Optional[int]]):
+        self.token_bytes = token_bytes
         self.watches = [RepeatWatch(p, d) if d is not None else None for p, d in zip(prompts, depths)]
-        self._texts: Dict[int, str] = {}
-
-    def _text(self, token_id: int) -> str:
-        text = self._texts.get(token_id)
-        if text is None:
-            text = self.tokenizer.decode([token_id], skip_special_tokens=True)
-            self._texts[token_id] = text
-        return text
 
     def __call__(self, input_ids, scores, **kwargs):
         import torch
@@ -119,7 +112,8 @@ class _ListClosed:
         done = []
         for row, token_id in enumerate(input_ids[:, -1].tolist()):
             watch = self.watches[row]
-            done.append(watch is not None and watch.feed(self._text(token_id)))
+            data = self.token_bytes[token_id] if token_id < len(self.token_bytes) else None
+            done.append(watch is not None and watch.feed_bytes(data or b""))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -453,7 +447,7 @@ class HuggingFaceModel:
             max_new = max(1, min(max_new, self.context_length - width))
         row_prompts = [p for p in prompts for _ in range(num_return_sequences)]
         rows_in_list = [answer_depth(p) for p in row_prompts]
-        stops: List[Any] = [_ListClosed(self.tokenizer, row_prompts, rows_in_list)]
+        stops: List[Any] = [_ListClosed(self.token_table.bytes_of, row_prompts, rows_in_list)]
         if budgets:
             max_new = min(max_new, max(budgets))
             stops.append(_RowBudget([b for b in budgets for _ in range(num_return_sequences)], width))

@@ -126,7 +126,6 @@ class LlamaCppModel:
         self._prefix: List[int] = []  # the tokens sequence 0 holds now
         self._stop_ids = {i for i in (self.tokenizer.eos_token_id, self._model.token_eos()) if i is not None and i >= 0}
         self._token_table: Optional[TokenTable] = None
-        self._texts: Dict[int, str] = {}
         self._lock = threading.RLock()  # one llama.cpp context: generations take turns
         # Counters for benchmarks and logs, named as the HuggingFace backend names them.
         self.stats: Counter = Counter()
@@ -291,19 +290,13 @@ class LlamaCppModel:
             row.done = True
             return
         row.answer.append(token)
+        data = self.token_table.bytes_of[token] if token < self.token_table.size else None
         if row.grammar is not None:
-            data = self.token_table.bytes_of[token] if token < self.token_table.size else None
             row.state = row.grammar.advance(row.state, data) if data else None
         if row.watch is not None:
-            row.done = row.watch.feed(self._token_text(token))
+            row.done = row.watch.feed_bytes(data or b"")
         if len(row.answer) >= row.budget:
             row.done = True
-
-    def _token_text(self, token_id: int) -> str:
-        text = self._texts.get(token_id)
-        if text is None:
-            text = self._texts[token_id] = str(self.tokenizer.decode([token_id], skip_special_tokens=True))
-        return text
 
     @property
     def token_table(self) -> TokenTable:

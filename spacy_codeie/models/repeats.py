@@ -9,6 +9,7 @@ the last item within that limit. Both local backends use `RepeatWatch`, token by
 """
 from __future__ import annotations
 
+import codecs
 import re
 from typing import Dict, Optional, Tuple
 
@@ -31,6 +32,7 @@ class RepeatWatch:
         self._item_start = 0
         self._counts: Dict[str, int] = {}
         self._opener_pending = depth == 0  # the first item of an answer that opens its list starts with `[`
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
 
     @property
     def closed(self) -> bool:
@@ -62,6 +64,12 @@ class RepeatWatch:
                     self.cut = self._item_start
                     return True
                 self._item_start = self._pos
+
+    def feed_bytes(self, data: bytes) -> bool:
+        """`feed` for a token's bytes. A character whose bytes span several tokens (most Chinese and Japanese
+        characters under a byte-level vocabulary) is read once it is whole: decoded token by token it would be
+        U+FFFD, its mention would occur nowhere in the prompt, and its item would count as a repeat at once."""
+        return self.feed(self._utf8.decode(data))
 
     def kept_text(self) -> str:
         """The answer closed after the last item within its limit (the whole text while none went over)."""
