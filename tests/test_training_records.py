@@ -148,6 +148,13 @@ def test_records_are_deterministic_and_capped(tmp_path):
     assert first != build_sft_records([spec], seed=2)
 
 
+@pytest.mark.parametrize("key,value", [("relations_from_events", "yes"), ("relation_arguments", "typd")])
+def test_a_dataset_with_an_unknown_choice_is_refused_with_the_choices(key, value):
+    with pytest.raises(CodeIEError, match=f"{key} must be one of .*not '{value}'"):
+        DatasetSpec.from_dict("phee", {"path": "p.jsonl", "schema": "labels.json", key: value})
+    assert getattr(DatasetSpec.from_dict("phee", {"path": "p", "schema": "s"}), key) in ("off", "untyped")
+
+
 def test_docbin_corpora_are_read_too(tmp_path):
     import spacy
 

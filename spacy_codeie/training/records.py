@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple, Union, get_args
 
 from spacy.tokens import DocBin
 
@@ -24,6 +24,9 @@ from .augment import AugmentSettings, schema_view
 from .derived import event_relation_types, relation_record, relation_schema
 from .fields import from_section
 
+RelationsFromEvents = Literal["off", "also", "only"]
+RelationArguments = Literal["untyped", "typed"]
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
@@ -35,20 +38,21 @@ class DatasetSpec:
     lang: str = "en"
     limit: int = 0  # a seeded random sample of this many records (0: all)
     dev: int = 0  # records held out of training for the dev split (seeded), before `limit` applies
-    relations_from_events: str = "off"  # "also"/"only": relation records derived from its events (derived.py)
+    # "also"/"only": relation records derived from its events (derived.py), besides or instead of event records
+    relations_from_events: RelationsFromEvents = "off"
     # "typed": the derived records also list each argument span as an entity of its role's class, and the
     # relations join those classes (NER + RE in one answer); "untyped": relations between bare `Entity` spans
-    relation_arguments: str = "untyped"
+    relation_arguments: RelationArguments = "untyped"
 
     @classmethod
     def from_dict(cls, name: str, data: Dict[str, Any]) -> "DatasetSpec":
         for key in ("path", "schema"):
             if not data.get(key):
                 raise CodeIEError(f"Dataset {name!r} needs a '{key}'.")
-        if data.get("relations_from_events", "off") not in ("off", "also", "only"):
-            raise CodeIEError(f"Dataset {name!r}: relations_from_events must be 'off', 'also' or 'only'.")
-        if data.get("relation_arguments", "untyped") not in ("untyped", "typed"):
-            raise CodeIEError(f"Dataset {name!r}: relation_arguments must be 'untyped' or 'typed'.")
+        for key, choices in (("relations_from_events", RelationsFromEvents), ("relation_arguments", RelationArguments)):
+            if key in data and data[key] not in get_args(choices):
+                raise CodeIEError(f"Dataset {name!r}: {key} must be one of {', '.join(map(repr, get_args(choices)))}, "
+                                  f"not {data[key]!r}.")
         return from_section(cls, data, f"Dataset {name!r}", name=name)
 
 
