@@ -399,7 +399,7 @@ def worker_raw(spec: Dict[str, Any], stop: bool) -> Dict[str, Any]:
                     max_new = max(1, min(max_new, backend.context_length - width))
                 kwargs: Dict[str, Any] = {}
                 if stop:
-                    kwargs["stopping_criteria"] = [list_closed(backend.token_table.bytes_of,
+                    kwargs["stopping_criteria"] = [list_closed(backend.token_table,
                                                                [prompts[i] for i in batch],
                                                                [completes_list(prompts[i]) for i in batch])]
                 with torch.inference_mode():

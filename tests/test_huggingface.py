@@ -48,7 +48,7 @@ def test_component_with_a_real_local_model(tiny_model_dir):
 def test_stops_when_the_list_closes(tiny_model_dir):
     model = HuggingFaceModel(str(tiny_model_dir))
     tok = model.tokenizer
-    criteria = _ListClosed(model.token_table.bytes_of, ["", ""], [1, None])
+    criteria = _ListClosed(model.token_table, ["", ""], [1, None])
     text = 'Acquisition(trigger="x", buyer=[Org("a]b")]),\n]'
     ids = tok(text, add_special_tokens=False)["input_ids"]
     import torch
@@ -66,7 +66,7 @@ def test_an_answer_that_opens_its_own_list_stops_where_it_closes(tiny_model_dir)
     model = HuggingFaceModel(str(tiny_model_dir))
     tok = model.tokenizer
     text = 'results = [\n\tEducation(trigger = "x", student = [Entity("a]b")])\n]'
-    criteria = _ListClosed(model.token_table.bytes_of, [""], [0])
+    criteria = _ListClosed(model.token_table, [""], [0])
     ids = tok(text, add_special_tokens=False)["input_ids"]
     import torch
 

@@ -409,6 +409,10 @@ class TokenTable:
         self.stop_ids = sorted({i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None})
         self.size = len(by_id)
 
+    def bytes_for(self, token_id: int) -> Optional[bytes]:
+        """A token's bytes; None for special tokens and ids past the vocabulary (a model's padded embedding rows)."""
+        return self.bytes_of[token_id] if token_id < self.size else None
+
     def allowed(self, grammar: CompletionGrammar, state) -> List[int]:
         """Ids of tokens whose bytes the grammar accepts from `state`."""
         if state == DONE:
@@ -476,7 +480,7 @@ class KnowCoderConstraint:
             for token_id in new[row]:
                 if state is None or state == DONE:
                     break
-                data = self.table.bytes_of[token_id] if token_id < self.table.size else None
+                data = self.table.bytes_for(token_id)
                 state = grammar.advance(state, data) if data else None
             self.states[row] = state
             if state == DONE:

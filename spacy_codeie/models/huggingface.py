@@ -99,11 +99,10 @@ def cpu_has_native_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 class _ListClosed:
     """Stops each row once the list its answer continues (or opens) closes, or once it loops (`RepeatWatch`);
-    rows with depth None run on. `token_bytes` (a `TokenTable`'s) feeds each watch whole characters."""
+    rows with depth None run on. Each watch is fed the tokens' bytes (from `table`), so it reads whole characters."""
 
-    def __init__(self, token_bytes: Sequence[Optional[bytes]], prompts: Sequence[str],
-                 depths: Sequence[Optional[int]]):
-        self.token_bytes = token_bytes
+    def __init__(self, table: TokenTable, prompts: Sequence[str], depths: Sequence[Optional[int]]):
+        self.table = table
         self.watches = [RepeatWatch(p, d) if d is not None else None for p, d in zip(prompts, depths)]
 
     def __call__(self, input_ids, scores, **kwargs):
@@ -112,8 +111,7 @@ class _ListClosed:
         done = []
         for row, token_id in enumerate(input_ids[:, -1].tolist()):
             watch = self.watches[row]
-            data = self.token_bytes[token_id] if token_id < len(self.token_bytes) else None
-            done.append(watch is not None and watch.feed_bytes(data or b""))
+            done.append(watch is not None and watch.feed_bytes(self.table.bytes_for(token_id) or b""))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
@@ -447,7 +445,7 @@ class HuggingFaceModel:
             max_new = max(1, min(max_new, self.context_length - width))
         row_prompts = [p for p in prompts for _ in range(num_return_sequences)]
         rows_in_list = [answer_depth(p) for p in row_prompts]
-        stops: List[Any] = [_ListClosed(self.token_table.bytes_of, row_prompts, rows_in_list)]
+        stops: List[Any] = [_ListClosed(self.token_table, row_prompts, rows_in_list)]
         if budgets:
             max_new = min(max_new, max(budgets))
             stops.append(_RowBudget([b for b in budgets for _ in range(num_return_sequences)], width))

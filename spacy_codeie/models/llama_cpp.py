@@ -290,7 +290,7 @@ class LlamaCppModel:
             row.done = True
             return
         row.answer.append(token)
-        data = self.token_table.bytes_of[token] if token < self.token_table.size else None
+        data = self.token_table.bytes_for(token)
         if row.grammar is not None:
             row.state = row.grammar.advance(row.state, data) if data else None
         if row.watch is not None:
