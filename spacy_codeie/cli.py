@@ -9,6 +9,7 @@ from typing import Any, Dict, Iterator, Optional, Sequence
 
 import srsly
 
+from .entity_errors import errors_markdown
 from .errors import CodeIEError
 from .extraction import build_nlp, codeie_component, codeie_component_name, extract_records, roundtrip_scores
 from .readers import blank_pipeline
@@ -79,6 +80,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                    events_extension=cfg["events_extension"])
     scores = evaluate_keeping_predictions(nlp, examples, batch_size=args.doc_batch_size)
     print(score_table(scores))
+    errors = scores.get("codeie_ents_errors")
+    if errors and errors["per_label"]:
+        print("\nEntity errors, by kind and gold label:\n" + errors_markdown(errors))
     if args.output:
         srsly.write_json(args.output, {"test": str(args.test), "n_docs": len(examples), "scores": scores})
         print(f"Scores written to {args.output}", file=sys.stderr)

@@ -4,7 +4,8 @@
   plus spaCy's usual `ents_*` over `doc.ents` so `spacy evaluate` shows them;
 - relations strict: both argument spans and entity types, and the label; boundary: spans and label;
 - event triggers: identification (span) and classification (span + type);
-- event arguments: identification (event type + span) and classification (+ role), as in OneIE-style EE.
+- event arguments: identification (event type + span) and classification (+ role), as in OneIE-style EE;
+- `codeie_ents_errors`: what kind of mistake each entity error is, per gold label (`entity_errors`).
 
 Arguments are keyed without their trigger, so the arguments of a trigger-less event (YAYI-UIE names roles
 only) score like any others; such an event has no trigger to score, so gold triggers it stands for are missed.
@@ -20,6 +21,7 @@ from spacy.training import Example
 from spacy.util import registry
 
 from .annotations import DIAGNOSTICS_KEY, event_records, relation_records
+from .entity_errors import EntityErrors
 
 # The overall scores, as (title, key prefix): what `evaluate` prints and the HTML report shows.
 SCORE_ROWS = [
@@ -123,7 +125,7 @@ def score_codeie(
     **kwargs: Any,
 ) -> Dict[str, Any]:
     """Strict P/R/F for every kind of annotation, per label, and the rates of rejected and invented output."""
-    ents, mentions = _Tally(), _Tally()
+    ents, mentions, errors = _Tally(), _Tally(), EntityErrors()
     rel_strict, rel_boundary = _Tally(), _Tally()
     trig_id, trig_cls, arg_id, arg_cls = PRF(), _Tally(), PRF(), _Tally()
     diag: Dict[str, int] = defaultdict(int)
@@ -133,7 +135,9 @@ def score_codeie(
         pred, gold = eg.predicted, eg.reference
         ents.add({(e.start_char, e.end_char, e.label_) for e in gold.ents},
                  {(e.start_char, e.end_char, e.label_) for e in pred.ents}, last)
-        mentions.add(_mentions(gold, spans_key), _mentions(pred, spans_key), last)
+        gold_mentions, pred_mentions = _mentions(gold, spans_key), _mentions(pred, spans_key)
+        mentions.add(gold_mentions, pred_mentions, last)
+        errors.add(gold_mentions, pred_mentions)
         g_strict, g_boundary = _relations(gold, relations_extension)
         p_strict, p_boundary = _relations(pred, relations_extension)
         has_rel = has_rel or bool(g_strict or p_strict)
@@ -151,6 +155,7 @@ def score_codeie(
     if mentions.total.tp + mentions.total.fp + mentions.total.fn or ents.total.tp + ents.total.fp + ents.total.fn:
         ents.write(scores, "ents")
         mentions.write(scores, "codeie_ents")
+        scores["codeie_ents_errors"] = errors.to_dict()
     else:  # no entity in gold or prediction: nothing to score (as spaCy does)
         scores.update({"ents_p": None, "ents_r": None, "ents_f": None, "codeie_ents_f": None})
     if has_rel:

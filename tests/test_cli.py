@@ -46,6 +46,11 @@ def test_evaluate_writes_table_and_json(tiny_model_dir, schema_file, tmp_path, c
     assert "Entities (all mentions)" in printed and "Parse-error rate" in printed
     data = json.loads(out.read_text())
     assert data["n_docs"] == 3 and "codeie_ents_f" in data["scores"]
+    assert "Entity errors, by kind and gold label" in printed
+    gold = [json.loads(line) for line in test.read_text(encoding="utf8").splitlines()[:3]]
+    per_label = data["scores"]["codeie_ents_errors"]["per_label"]
+    outcomes = sum(n for row in per_label.values() for kind, n in row.items() if kind != "confused_with")
+    assert outcomes == sum(len(r["entities"]) for r in gold)  # every gold mention has exactly one outcome
 
 
 def test_roundtrip_and_convert(tmp_path, capsys):

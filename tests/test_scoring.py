@@ -3,6 +3,7 @@ import spacy
 from spacy.training import Example
 
 from spacy_codeie.annotations import register_extensions, set_event_records, set_relation_records
+from spacy_codeie.entity_errors import EntityErrors, classify, errors_markdown
 from spacy_codeie.scoring import score_codeie
 
 TEXT = "Ada Lovelace worked for Babbage Labs, which Acme Corp bought."
@@ -45,6 +46,39 @@ def test_strict_scores(nlp):
     assert s["codeie_parse_error_rate"] == pytest.approx(2 / 10)
     assert s["codeie_hallucination_rate"] == pytest.approx(0.2)
     assert s["codeie_truncated_rate"] == 0.25
+
+
+def test_each_gold_mention_gets_one_kind_of_outcome():
+    gold = {(0, 12, "PER"), (24, 36, "ORG"), (44, 53, "ORG"), (61, 70, "LOC"), (80, 90, "LOC")}
+    pred = {(0, 12, "PER"),  # correct
+            (24, 36, "LOC"),  # same offsets, another label
+            (44, 49, "ORG"),  # the right label over part of it
+            (58, 70, "ORG"),  # other offsets and another label
+            (100, 104, "PER"), (110, 114, "PER")}  # nothing gold there; (80, 90) is missed
+    errors = EntityErrors()
+    errors.add(gold, pred)
+    result = errors.to_dict()
+    assert result["per_label"]["PER"] == {"correct": 1, "wrong_label": 0, "wrong_span": 0, "wrong_both": 0,
+                                          "missed": 0, "confused_with": {}}
+    assert result["per_label"]["ORG"]["wrong_label"] == 1 and result["per_label"]["ORG"]["wrong_span"] == 1
+    assert result["per_label"]["ORG"]["confused_with"] == {"LOC": 1}
+    assert result["per_label"]["LOC"]["wrong_both"] == 1 and result["per_label"]["LOC"]["missed"] == 1
+    assert result["per_label"]["LOC"]["confused_with"] == {"ORG": 1}
+    assert result["spurious"] == {"PER": 2}
+    assert sum(sum(row[k] for k in ("correct", "wrong_label", "wrong_span", "wrong_both", "missed"))
+               for row in result["per_label"].values()) == len(gold)
+    # a mention that only touches the gold one's end is not an overlap
+    assert classify((0, 5, "PER"), [(5, 9, "PER")]) == ("missed", [])
+    table = errors_markdown(result)
+    assert "| ORG | 0 | 1 | 1 | 0 | 0 | LOC (1) |" in table and "PER 2" in table
+
+
+def test_the_scores_carry_the_entity_errors(nlp):
+    gold = make_doc(nlp, [(ADA, "PER"), (BABBAGE, "ORG"), (ACME, "ORG")])
+    pred = make_doc(nlp, [(ADA, "PER"), (BABBAGE, "PER")])
+    errors = score_codeie([Example(pred, gold)])["codeie_ents_errors"]
+    assert errors["per_label"]["ORG"]["wrong_label"] == 1 and errors["per_label"]["ORG"]["missed"] == 1
+    assert errors["per_label"]["ORG"]["confused_with"] == {"PER": 1} and errors["spurious"] == {}
 
 
 def test_nothing_to_score_gives_none_not_zero(nlp):

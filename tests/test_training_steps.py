@@ -141,6 +141,9 @@ def test_evaluate_scores_with_the_component_scorer(tmp_path):
     assert empty["codeie_ents_f"] == 0.0
     paths = write_report(results, tmp_path, "gold")
     assert "| gold | conll04 | 8 | 100.00 | 100.00 |" in paths["md"].read_text()
+    assert "**conll04, entity errors by kind**" in paths["md"].read_text()
+    missed = write_report(evaluate_model(CompletionTable({}), [test]), tmp_path / "empty", "empty")["md"].read_text()
+    assert "| Peop | 0 | 0 | 0 | 0 |" in missed  # nothing predicted: every gold mention is missed, none correct
     assert paths["png"].stat().st_size > 0
     assert "| empty | conll04 | 8 | 0.00 |" in markdown_table({"empty": {"conll04": {"n_docs": 8, "scores": empty}}})
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from ..entity_errors import errors_markdown
 from ..errors import CodeIEError
 from ..readers import GoldConverter, read_jsonl
 from ..schema.loaders import schema_from_json
@@ -96,6 +97,9 @@ def per_label_markdown(results: Dict[str, Dict[str, Any]]) -> str:
             lines.append(f"\n**{name}, {title}**\n\n| label | P | R | F |\n|---|---|---|---|")
             for label, prf in per.items():
                 lines.append(f"| {label} | {_pct(prf['p'])} | {_pct(prf['r'])} | {_pct(prf['f'])} |")
+        errors = result["scores"].get("codeie_ents_errors")
+        if errors and errors.get("per_label"):
+            lines.append(f"\n**{name}, entity errors by kind**\n\n" + errors_markdown(errors))
     return "\n".join(lines) + "\n"
 
 
