@@ -120,6 +120,16 @@ def test_preference_pairs_prefer_the_better_completion(sft_file):
     assert same == [] and stats["below_margin"] == len(records)
 
 
+def test_finetune_reports_the_dev_loss_at_each_checkpoint(tiny_chat_model_dir, sft_file, tmp_path):
+    settings = dict(batch_size=2, save_steps=1, logging_steps=1, progress=False, learning_rate=1e-2)
+    summary = finetune(_model(tiny_chat_model_dir), sft_file, tmp_path, lora=LoraSettings(r=2, alpha=4),
+                       sft=SFTSettings(max_steps=2, dev_records=str(sft_file), **settings))
+    assert [step for step, _ in summary["dev_losses"]] == [1, 2]
+    assert all(0 < loss < 100 for _, loss in summary["dev_losses"])
+    log = json.loads((tmp_path / "train_log.json").read_text())
+    assert log["summary"]["dev_losses"] == [list(point) for point in summary["dev_losses"]]
+
+
 def test_evaluate_scores_with_the_component_scorer(tmp_path):
     """A model that answers with the gold completions scores 100 on the test set; one that answers
     nothing scores 0."""

@@ -376,6 +376,7 @@ def finetune(
     if prompt_style:
         write_prompt_style(adapter_dir, prompt_style)
     log = [entry for entry in trainer.state.log_history if "loss" in entry]
+    dev_losses = [(entry["step"], entry["eval_loss"]) for entry in trainer.state.log_history if "eval_loss" in entry]
     summary = {
         "model": model,
         "records": len(records),
@@ -393,9 +394,11 @@ def finetune(
         "lora": asdict(lora),
         "sft": asdict(sft),
         "final_loss": log[-1]["loss"] if log else math.nan,
+        "dev_losses": dev_losses,  # (step, loss) at each checkpoint of this run, when sft.dev_records is set
     }
     (output / "train_log.json").write_text(json.dumps({"summary": summary, "log": trainer.state.log_history},
                                                       indent=2, default=str), encoding="utf8")
     if log:
-        plot_loss([(e["step"], e["loss"]) for e in log], output / "loss.png", title=f"LoRA SFT: {backend.name}")
+        plot_loss([(e["step"], e["loss"]) for e in log], output / "loss.png", title=f"LoRA SFT: {backend.name}",
+                  dev=dev_losses)
     return summary

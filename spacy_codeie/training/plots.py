@@ -18,10 +18,15 @@ def _pyplot():
     return plt
 
 
-def plot_loss(points: Sequence[Tuple[float, float]], path: Union[str, Path], title: str = "training loss") -> Path:
+def plot_loss(points: Sequence[Tuple[float, float]], path: Union[str, Path], title: str = "training loss",
+              dev: Sequence[Tuple[float, float]] = ()) -> Path:
+    """Training loss per logged step; the dev loss at each checkpoint beside it when there is one."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", linewidth=1)
+    ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", linewidth=1, label="training")
+    if dev:
+        ax.plot([p[0] for p in dev], [p[1] for p in dev], marker="o", linewidth=1.5, label="dev")
+        ax.legend(fontsize=8)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (completion tokens)")
     ax.set_title(title, fontsize=10)
