@@ -305,6 +305,14 @@ def test_the_report_puts_the_worst_docs_first_and_shows_scores():
     assert "2 false positives" in markup and "3 false negatives" in markup
     assert perfect.labels() <= set(re.findall(r'data-label="([^"]*)"', markup))
     assert markup.count('class="codeie-doc codeie-side"') == 6  # gold and predicted for each doc
+    assert "Entity errors by kind" not in markup  # the scores carry no error table
+    errors = {"per_label": {"ORG": {"correct": 1, "wrong_label": 2, "wrong_span": 0, "wrong_both": 0, "missed": 3,
+                                    "confused_with": {"LOC": 2}}}, "spurious": {"PER": 4}}
+    markup = report_page(cases, {"codeie_ents_errors": errors})
+    table = markup[markup.index("Entity errors by kind"):]
+    assert re.search(r"ORG</span></td><td>1</td><td>2</td><td>0</td><td>0</td><td>3</td><td>"
+                     r"<span[^>]*>LOC</span> 2</td>", table)
+    assert re.search(r"Spurious[^<]*<span[^>]*>PER</span> 4", table)
 
 
 def test_cli_show_writes_one_self_contained_page(tmp_path, capsys):

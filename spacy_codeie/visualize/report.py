@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ..entity_errors import ERROR_KINDS
 from ..scoring import PER_LABEL_ROWS, SCORE_ROWS
 from .colors import label_color
 from .compare import Case, error_totals, worst_first
@@ -59,8 +60,7 @@ def per_label(scores: Mapping[str, Any], cases: Sequence[Case], options: Options
         if not per_type:
             continue
         rows = "".join(
-            f'<tr><td><span class="codeie-chip" style="--c:{esc(label_color(label, options["colors"]))}">'
-            f'{esc(label)}</span></td><td>{_pct(prf.get("p"))}</td><td>{_pct(prf.get("r"))}</td>'
+            f'<tr><td>{_chip(label, options)}</td><td>{_pct(prf.get("p"))}</td><td>{_pct(prf.get("r"))}</td>'
             f'<td>{_pct(prf.get("f"))}</td><td>{support[kind][label]}</td></tr>'
             for label, prf in per_type.items())
         tables.append(f'<table class="codeie-scores"><caption>{esc(title)}</caption><thead><tr><th>label</th>'
@@ -70,6 +70,28 @@ def per_label(scores: Mapping[str, Any], cases: Sequence[Case], options: Options
         return ""
     return (f'<h2>Per label</h2><div class="codeie-plots">{"".join(plots)}</div>'
             f'<div class="codeie-plots">{"".join(tables)}</div>')
+
+
+def _chip(label: str, options: Options) -> str:
+    return f'<span class="codeie-chip" style="--c:{esc(label_color(label, options["colors"]))}">{esc(label)}</span>'
+
+
+def entity_errors_table(scores: Mapping[str, Any], options: Options) -> str:
+    """The scorer's `codeie_ents_errors`: each gold label's mentions by outcome, and what was predicted instead."""
+    errors = scores.get("codeie_ents_errors") or {}
+    per_label = errors.get("per_label") or {}
+    if not per_label:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_chip(label, options)}</td>" + "".join(f"<td>{row[k]}</td>" for k in ERROR_KINDS)
+        + "<td>" + ", ".join(f"{_chip(other, options)} {n}" for other, n in row["confused_with"].items()) + "</td></tr>"
+        for label, row in per_label.items())
+    heads = "".join(f"<th>{k.replace('_', ' ')}</th>" for k in ERROR_KINDS)
+    spurious = errors.get("spurious") or {}
+    note = ("<p>Spurious (predicted where no gold mention is): "
+            + ", ".join(f"{_chip(label, options)} {n}" for label, n in spurious.items()) + "</p>") if spurious else ""
+    return (f'<h2>Entity errors by kind</h2><table class="codeie-scores codeie-errors"><thead><tr><th>gold label</th>'
+            f"{heads}<th>given instead</th></tr></thead><tbody>{rows}</tbody></table>{note}")
 
 
 def bar_plot(title: str, bars: Sequence[Tuple[str, float]], options: Options, width: int = 300) -> str:
@@ -130,6 +152,7 @@ def report_page(
             "</div>"
             f"{overall_table(scores or {})}"
             f"{per_label(scores or {}, cases, opts)}"
+            f"{entity_errors_table(scores or {}, opts)}"
             "<h2>Docs</h2>"
             f'<div class="codeie-keys">{keys}</div>'
             f"{legend_html(views, opts) if opts['legend'] else ''}{controls}"
