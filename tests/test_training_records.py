@@ -1,17 +1,19 @@
 """SFT records: augmentations, derived relations, and the round trip of every record through the component."""
 import random
+from dataclasses import replace
 
 import pytest
 import srsly
 
 from conftest import shared_file
 from spacy_codeie.errors import CodeIEError
+from spacy_codeie.prompting.knowcoder import KnowCoderPrompt
 from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.schema.loaders import schema_from_json
 from spacy_codeie.training.augment import AugmentSettings, choose_types, schema_view
 from spacy_codeie.training.derived import event_relation_types, relation_record, relation_schema
 from spacy_codeie.training.dpo import CompletionScorer
-from spacy_codeie.training.records import DatasetSpec, build_sft_records
+from spacy_codeie.training.records import DatasetSpec, build_sft_records, dev_sft_records
 
 SCHEMA = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place",
                                     "MISC": "other names"})
@@ -146,6 +148,39 @@ def test_records_are_deterministic_and_capped(tmp_path):
     first = build_sft_records([spec], seed=1)
     assert len(first) == 12 and first == build_sft_records([spec], seed=1)
     assert first != build_sft_records([spec], seed=2)
+
+
+def _labels_file(path, entities, relations=()):
+    srsly.write_json(path, {"entity": [{"label": label, "description": d} for label, d in entities.items()],
+                            "relation": [{"label": r, "head": ["PER"], "tail": ["PER"]} for r in relations],
+                            "event": []})
+    return str(path)
+
+
+def test_decoys_are_shown_as_absent_types_in_training_prompts_only(tmp_path):
+    path = shared_file("wikiann", "train")
+    decoys = _labels_file(tmp_path / "decoys.json", {"DISEASE": "an illness", "GENE": "a gene or protein"})
+    spec = DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), "xx", limit=12, dev=3, decoys=decoys)
+    dev = {}
+    shown = AugmentSettings(full_schema_rate=1.0, shuffle_types=False, guideline_dropout=0.0, name_masking=0.0)
+    records = build_sft_records([spec], augment=shown, seed=1, dev=dev)
+    plain = build_sft_records([replace(spec, decoys="")], augment=shown, seed=1)
+    assert all("class Disease(Entity)" in r["prompt"] and "class Gene(Entity)" in r["prompt"] for r in records)
+    assert [r["completion"] for r in records] == [r["completion"] for r in plain]  # never an instance of a decoy
+    assert not any("Disease" in r["prompt"] for r in plain)
+    held = dev_sft_records([spec], dev, prompt=KnowCoderPrompt(), seed=1, window_size=1000, conversations=None)
+    assert held and not any("Disease" in r["prompt"] for r in held)  # dev prompts are the inference schema
+
+
+def test_bad_decoys_say_what_to_change(tmp_path):
+    path = shared_file("wikiann", "train")
+    own = _labels_file(tmp_path / "own.json", {"PER": "a person", "GENE": "a gene"})
+    spec = DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), "xx", limit=2, decoys=own)
+    with pytest.raises(CodeIEError, match=r"decoy types \['PER'\] are in its own schema"):
+        build_sft_records([spec])
+    related = _labels_file(tmp_path / "rel.json", {"GENE": "a gene"}, relations=["KNOWS"])
+    with pytest.raises(CodeIEError, match="decoys are entity types only"):
+        build_sft_records([replace(spec, decoys=related)])
 
 
 @pytest.mark.parametrize("key,value", [("relations_from_events", "yes"), ("relation_arguments", "typd")])

@@ -4,7 +4,9 @@ A model trained on one fixed label set learns that label set, not the task. Vary
 teaches it to read them: negative label sampling (YAYI-UIE) shows types that have no instance in the sentence,
 so the model learns to answer nothing for them; positive dropout hides types that do, so it learns to extract
 only what is asked; shuffling breaks the habit of a fixed class order; guideline dropout and name masking make
-it lean on the class name in one case and on the docstring in the other.
+it lean on the class name in one case and on the docstring in the other. Decoys (`with_decoys`) are entity
+types a corpus never annotates, added to its schema so that negative sampling can grow its prompts to the size
+of real schemas (9 to 17 types) although no training corpus has that many.
 """
 from __future__ import annotations
 
@@ -118,3 +120,20 @@ def schema_view(schema: Schema, present: FrozenSet[str], settings: AugmentSettin
     # Every class shown is asked for, as at inference: an entity type shown only because a chosen relation
     # names it must still get its instances in the answer.
     return SchemaView(varied, frozenset(t.label for t in shown.types), tuple(sorted(set(applied))))
+
+
+def with_decoys(schema: Schema, decoys: Schema, dataset: str) -> Schema:
+    """`schema` plus the entity types of `decoys`: absent from every record, so they are shown only as negatives.
+
+    A decoy must be a type the corpus does not annotate *and* whose mentions its text hardly holds (a disease
+    type for news NER, not a product type): otherwise the model learns to miss real mentions.
+    """
+    if decoys.relations or decoys.events:
+        raise CodeIEError(f"Dataset {dataset!r}: decoys are entity types only; the decoy file defines "
+                          f"{len(decoys.relations)} relation and {len(decoys.events)} event types.")
+    own = {t.label for t in schema.types}
+    clash = sorted(t.label for t in decoys.entities if t.label in own)
+    if clash:
+        raise CodeIEError(f"Dataset {dataset!r}: decoy types {clash} are in its own schema. A decoy must be a type "
+                          "the corpus never annotates; take them out of the decoy file.")
+    return Schema.build(schema.entities + decoys.entities, schema.relations, schema.events)

@@ -20,7 +20,7 @@ from ..readers import GoldConverter, blank_pipeline, doc_to_record, read_jsonl
 from ..schema.loaders import schema_from_json
 from ..schema.types import Schema
 from ..windows import split_windows
-from .augment import AugmentSettings, schema_view
+from .augment import AugmentSettings, schema_view, with_decoys
 from .derived import event_relation_types, relation_record, relation_schema
 from .fields import from_section
 
@@ -43,6 +43,9 @@ class DatasetSpec:
     # "typed": the derived records also list each argument span as an entity of its role's class, and the
     # relations join those classes (NER + RE in one answer); "untyped": relations between bare `Entity` spans
     relation_arguments: RelationArguments = "untyped"
+    # a labels.json of entity types this corpus never annotates (augment.with_decoys), shown as absent types in
+    # its training prompts (not in dev records, which are rendered as at inference)
+    decoys: str = ""
 
     @classmethod
     def from_dict(cls, name: str, data: Dict[str, Any]) -> "DatasetSpec":
@@ -144,6 +147,8 @@ def build_sft_records(
         if spec.limit and spec.limit < len(records):
             records = random.Random(f"{seed}:{spec.name}").sample(records, spec.limit)
         schema = schema_from_json(spec.schema)
+        if spec.decoys:
+            schema = with_decoys(schema, schema_from_json(spec.decoys), spec.name)
         if conversations is not None:
             out.extend(_conversations(records, schema, spec, prompt, augment, seed, window_size, conversations))
             continue
