@@ -12,20 +12,21 @@ A prediction that overlaps no gold mention is `spurious`, counted under the labe
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from typing import Any, Dict, Iterable, List, Literal, Set, Tuple
+from typing import Any, Dict, Iterable, List, Literal, Sequence, Set, Tuple
 
 Mention = Tuple[int, int, str]  # start char, end char, label
 ErrorKind = Literal["correct", "wrong_label", "wrong_span", "wrong_both", "missed"]
 ERROR_KINDS: Tuple[ErrorKind, ...] = ("correct", "wrong_label", "wrong_span", "wrong_both", "missed")
 
 
-def _overlaps(a: Mention, b: Mention) -> bool:
+def overlaps(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether two (start, end, ...) character ranges share a character (touching ends do not)."""
     return a[0] < b[1] and b[0] < a[1]
 
 
 def classify(gold: Mention, predicted: Iterable[Mention]) -> Tuple[ErrorKind, List[str]]:
     """The kind of outcome for one gold mention, and the other labels predicted over it (sorted)."""
-    touching = [p for p in predicted if _overlaps(gold, p)]
+    touching = [p for p in predicted if overlaps(gold, p)]
     if gold in touching:
         return "correct", []
     same_offsets = sorted(p[2] for p in touching if p[:2] == gold[:2])
@@ -52,7 +53,7 @@ class EntityErrors:
             self.outcomes[mention[2]][kind] += 1
             self.confused_with[mention[2]].update(others)
         for mention in predicted:
-            if not any(_overlaps(mention, g) for g in gold):
+            if not any(overlaps(mention, g) for g in gold):
                 self.spurious[mention[2]] += 1
 
     def to_dict(self) -> Dict[str, Any]:

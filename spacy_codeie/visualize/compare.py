@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Sequence, Tuple
 
+from ..entity_errors import overlaps
 from .views import Arc, DocView, Status, VisualizeError, view_from_doc, view_from_record
 
 Span = Tuple[int, int]
@@ -37,10 +38,6 @@ class Case:
         return 2 * self.tp / (self.n_gold + self.n_pred) if self.n_gold + self.n_pred else 1.0
 
 
-def _overlaps(a: Span, b: Span) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
 @dataclass(frozen=True)
 class _Item:
     """A mention or arc reduced to what matching looks at: spans that must match, and a label."""
@@ -55,7 +52,7 @@ def _status(item: _Item, others: Sequence[_Item], miss: Status) -> Status:
         return "ok"
     if any(o.spans == item.spans for o in same_group):
         return "label"
-    if any(o.label == item.label and all(_overlaps(a, b) for a, b in zip(o.spans, item.spans)) for o in same_group):
+    if any(o.label == item.label and all(overlaps(a, b) for a, b in zip(o.spans, item.spans)) for o in same_group):
         return "boundary"
     return miss
 
