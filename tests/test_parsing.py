@@ -137,6 +137,39 @@ def test_a_huge_list_with_one_broken_string_keeps_every_other_item(parser):
     assert len(result.instances) == n and result.unparseable == 1 and not result.truncated
 
 
+def test_a_spurious_interpreter_error_does_not_drop_a_good_item(parser, monkeypatch):
+    """CPython 3.11 once raised SystemError ("AST constructor recursion depth mismatch") on a good item."""
+    import ast
+
+    real_parse, calls = ast.parse, []
+
+    def parse_failing_once(source, *args, **kwargs):
+        calls.append(source)
+        if len(calls) == 1:
+            raise SystemError("AST constructor recursion depth mismatch (before=126, after=36)")
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", parse_failing_once)
+    result = parser.parse('Person("Ada Lovelace"), Org("Acme")]')
+    assert result.instances == [EntityInstance("PERSON", "Ada Lovelace"), EntityInstance("ORG", "Acme")]
+    assert result.unparseable == 0 and len(calls) == 3
+
+
+def test_an_item_that_keeps_failing_is_counted_not_raised(parser, monkeypatch):
+    import ast
+
+    real_parse = ast.parse
+
+    def parse(source, *args, **kwargs):
+        if "Ada" in source:
+            raise SystemError("AST constructor recursion depth mismatch")
+        return real_parse(source, *args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", parse)
+    result = parser.parse('Person("Ada Lovelace"), Org("Acme")]')
+    assert result.instances == [EntityInstance("ORG", "Acme")] and result.unparseable == 1
+
+
 def test_the_scanner_stops_where_the_parser_does():
     text = 'Person("Ada),\nOrg("Acme")]\nInput: more'
     scanner = ListScanner()
