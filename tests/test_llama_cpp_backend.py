@@ -103,6 +103,21 @@ def test_a_small_cache_splits_the_batch_and_answers_stay(llama_nlp, sentences):
     assert sum(a == b for a, b in zip(answers, big.generate(prompts))) >= len(prompts) - 1
 
 
+def test_samples_for_preference_data_follow_the_grammar_and_the_seed(llama_nlp, sentences):
+    component = llama_nlp.get_pipe("codeie")
+    model = component.model
+    prompts = [component.prompts_for(llama_nlp.make_doc(s))[1][0] for s in sentences[:3]]
+    samples = model.sample(prompts, 4, temperature=1.5, top_p=1.0, seed=3)
+    assert [len(s) for s in samples] == [4, 4, 4]
+    assert all(a.rstrip().endswith("]") for row in samples for a in row)  # constrained, closed lists
+    assert len({a for row in samples for a in row}) > 3  # a hot temperature varies the answers
+    assert samples == model.sample(prompts, 4, temperature=1.5, top_p=1.0, seed=3)
+    greedy = model.generate(prompts)
+    assert model.sample(prompts, 2, temperature=1.0, top_p=1e-9) == [[g, g] for g in greedy]  # one-token nucleus
+    with pytest.raises(ModelLoadError, match="top_p"):
+        model.sample(prompts, 2, top_p=0.0)
+
+
 def test_a_prompt_longer_than_the_cache_says_what_to_change(llama_nlp):
     from spacy_codeie.models.llama_cpp import LlamaCppModel
 

@@ -38,7 +38,8 @@ _PREFIX_SEQ = 0  # the sequence that holds the shared prefix; prompts are sequen
 
 
 class LlamaCppModel:
-    """Greedy completions with llama.cpp, stopping where each answer's list closes.
+    """Greedy completions with llama.cpp, stopping where each answer's list closes (and sampled ones, for
+    preference data).
 
     `batch_size` prompts are decoded side by side; `n_ctx` is the key-value cache all of them share (a batch
     that would not fit is split). `constrained` keeps answers to valid lists of the prompt's classes and
@@ -176,10 +177,25 @@ class LlamaCppModel:
     # ---- generation -----------------------------------------------------------------------------
     def generate(self, prompts: Sequence[str]) -> List[str]:
         """Completions for `prompts`, in their order."""
+        return self._complete(prompts, None)
+
+    def sample(self, prompts: Sequence[str], n: int, *, temperature: float = 0.8, top_p: float = 0.95,
+               seed: int = 0) -> List[List[str]]:
+        """`n` sampled completions per prompt (for preference data), in the prompts' order; the same seed
+        gives the same samples. The grammar, the repeat stop and the answer budget hold as in `generate`."""
+        import numpy as np
+
+        if n < 1 or temperature <= 0 or not 0 < top_p <= 1:
+            raise ModelLoadError("Sampling needs n >= 1, a positive temperature and 0 < top_p <= 1.")
+        copies = [p for p in prompts for _ in range(n)]
+        texts = self._complete(copies, NucleusSampler(np.random.default_rng(seed), temperature, top_p))
+        return [texts[i: i + n] for i in range(0, len(texts), n)]
+
+    def _complete(self, prompts: Sequence[str], sampler: Optional["NucleusSampler"]) -> List[str]:
         if not prompts:
             return []
         with self._lock:
-            rows = [_Row(p, self.encode(p)) for p in prompts]
+            rows = [_Row(p, self.encode(p), sampler) for p in prompts]
             for row in rows:
                 row.budget = answer_token_budget(self.tokenizer, row.prompt, self.max_new_tokens, self.answer_budget)
                 if len(row.ids) + 1 > min(self.context_length, self.n_ctx):
@@ -272,7 +288,7 @@ class LlamaCppModel:
                     self._pick(row, logits)
 
     def _pick(self, row: "_Row", logits) -> None:
-        """Append the row's greedy next token (within its grammar), or mark it done."""
+        """Append the row's next token (greedy or sampled, within its grammar), or mark it done."""
         import numpy as np
 
         if row.grammar is not None:
@@ -283,9 +299,9 @@ class LlamaCppModel:
             if allowed is None:
                 ids = [i for i in self.token_table.allowed(row.grammar, row.state) if i < self._vocab]
                 allowed = row.masks[row.state] = np.array(ids or sorted(self._stop_ids), dtype=np.int64)
-            token = int(allowed[np.argmax(logits[allowed])])
+            token = int(allowed[row.choose(logits[allowed])])
         else:
-            token = int(np.argmax(logits))
+            token = int(row.choose(logits))
         if token in self._stop_ids:
             row.done = True
             return
@@ -305,12 +321,35 @@ class LlamaCppModel:
         return self._token_table
 
 
+class NucleusSampler:
+    """Temperature and nucleus (top-p) sampling from a seeded generator, shared by the rows of one call."""
+
+    def __init__(self, rng, temperature: float, top_p: float):
+        self.rng = rng
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, logits) -> int:
+        """The index of a token drawn from `logits` (one candidate per entry)."""
+        import numpy as np
+
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        probs = np.exp(scaled - scaled.max())
+        probs /= probs.sum()
+        order = np.argsort(-probs, kind="stable")
+        cumulative = np.cumsum(probs[order])
+        keep = order[: int(np.searchsorted(cumulative, self.top_p)) + 1]  # the smallest set reaching top_p
+        kept = probs[keep] / probs[keep].sum()
+        return int(keep[self.rng.choice(len(keep), p=kept)])
+
+
 class _Row:
     """One prompt's answer in the making."""
 
-    def __init__(self, prompt: str, ids: List[int]):
+    def __init__(self, prompt: str, ids: List[int], sampler: Optional[NucleusSampler] = None):
         self.prompt = prompt
         self.ids = ids
+        self.sampler = sampler
         self.budget = 1
         self.answer: List[int] = []
         self.done = False
@@ -325,6 +364,12 @@ class _Row:
         self.grammar = grammar_for(self.prompt) if constrained and self.depth is not None else None
         self.state = self.grammar.initial if self.grammar is not None else None
         self.watch = RepeatWatch(self.prompt, self.depth) if self.depth is not None else None
+
+    def choose(self, logits) -> int:
+        """The index of the next token among `logits`: the best, or a sampled one."""
+        import numpy as np
+
+        return int(np.argmax(logits)) if self.sampler is None else self.sampler(logits)
 
     def text(self, tokenizer) -> str:
         text = tokenizer.decode(self.answer, skip_special_tokens=True)
