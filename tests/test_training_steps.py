@@ -261,3 +261,77 @@ def test_exported_half_precision_adapter_loads_and_answers_alike(tiny_model_dir,
     assert half == full
     with pytest.raises(CodeIEError, match="not a peft adapter"):
         export_adapter(tmp_path, tmp_path / "x")
+
+
+def _dpo_config(path, model_dir, sampler_dir):
+    path.write_text(f"""
+[model]
+@llm_models = "spacy_codeie.HuggingFace.v1"
+name = "{model_dir}"
+max_new_tokens = 8
+
+[dpo_sampler]
+@llm_models = "spacy_codeie.HuggingFace.v1"
+name = "{sampler_dir}"
+max_new_tokens = 8
+
+[dpo]
+samples = 2
+max_prompts = 4
+margin = 0.0
+max_steps = 1
+batch_size = 2
+gradient_accumulation = 1
+save_steps = 1
+logging_steps = 1
+mixed_precision = "no"
+progress = false
+""", encoding="utf8")
+    return path
+
+
+def test_dpo_samples_with_its_own_backend_then_trains_the_sft_adapter(tiny_chat_model_dir, sft_file, tmp_path,
+                                                                     capsys):
+    """`spacy_codeie dpo`: [dpo_sampler] samples the pairs, [model] trains against a frozen copy of the adapter."""
+    from spacy_codeie.cli import main
+
+    sft = finetune(_model(tiny_chat_model_dir), sft_file, tmp_path / "sft", lora=LoraSettings(r=2, alpha=4),
+                   sft=SFTSettings(max_steps=1, batch_size=2, progress=False),
+                   prompt_style={"@misc": "spacy_codeie.CompactPrompt.v1"})
+    adapter = tmp_path / "sft" / "adapter"
+    assert sft["steps"] == 1 and (adapter / "prompt_style.json").is_file()
+    missing = _dpo_config(tmp_path / "missing.cfg", tiny_chat_model_dir, tmp_path / "no-such-model")
+    assert main(["dpo", str(missing), str(sft_file), str(adapter), str(tmp_path / "dpo-missing")]) == 2
+    assert "no-such-model" in capsys.readouterr().err  # the sampler block is the one that samples
+    config = _dpo_config(tmp_path / "dpo.cfg", tiny_chat_model_dir, tiny_chat_model_dir)
+    assert main(["dpo", str(config), str(sft_file), str(adapter), str(tmp_path / "dpo")]) == 0
+    stats = json.loads((tmp_path / "dpo" / "pairs_stats.json").read_text())
+    pairs = list(srsly.read_jsonl(tmp_path / "dpo" / "pairs.jsonl"))
+    assert stats["prompts"] == 4 and stats["pairs"] == len(pairs) > 0
+    assert all(p["chosen_score"] >= p["rejected_score"] and p["chosen"] != p["rejected"] for p in pairs)
+    log = json.loads((tmp_path / "dpo" / "dpo_log.json").read_text())
+    assert log["summary"]["steps"] == 1 and log["summary"]["pairs"] == len(pairs)
+    trained = tmp_path / "dpo" / "adapter"
+    assert (trained / "adapter_config.json").is_file() and not (trained / "ref").exists()
+    for folder in (trained, tmp_path / "dpo" / "checkpoints" / "checkpoint-1"):  # the style the SFT adapter learnt
+        assert json.loads((folder / "prompt_style.json").read_text()) == {"@misc": "spacy_codeie.CompactPrompt.v1"}
+    with pytest.raises(CodeIEError, match="mixed_precision"):
+        from spacy_codeie.training.dpo import DPOSettings
+
+        DPOSettings(mixed_precision="fp8")
+
+
+def test_dpo_pairs_are_tokenized_as_sft_and_inference_tokenize(tiny_chat_model_dir, sft_file):
+    """The prompt as the backend encodes it, each answer on its own: an empty answer's "]" stays its own
+    token after the prompt's "[" (tokenizing prompt + answer as one string can merge them)."""
+    from spacy_codeie.training.dpo import token_ids
+    from spacy_codeie.training.finetune import load_for_training
+
+    backend, _ = load_for_training(_model(tiny_chat_model_dir))
+    record = read_records(sft_file)[0]
+    ids = token_ids(backend, {"prompt": record["prompt"], "chosen": record["completion"], "rejected": "]"})
+    eos = backend.tokenizer.eos_token_id
+    assert ids["prompt_ids"] == backend.encode(record["prompt"])
+    assert ids["rejected_ids"] == backend.tokenizer("]", add_special_tokens=False)["input_ids"] + [eos]
+    sft = tokenize_records(backend, [record], max_length=100000).rows[0]["input_ids"]
+    assert ids["prompt_ids"] + ids["chosen_ids"] == sft  # the very tokens SFT trained on

@@ -16,7 +16,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import srsly
 
 from ..errors import CodeIEError
-from .finetune import forget_gguf_quantization, last_checkpoint, read_records
+from ..models.huggingface import read_prompt_style_block, write_prompt_style
+from .finetune import forget_gguf_quantization, last_checkpoint, read_records, style_in_checkpoints, use_bf16
 from .plots import plot_loss
 
 SCORE_KEYS = ("codeie_ents_f", "codeie_rel_strict_f", "codeie_trigger_cls_f", "codeie_arg_cls_f")
@@ -36,6 +37,7 @@ class DPOSettings:
     batch_size: int = 2
     gradient_accumulation: int = 4
     max_length: int = 1400
+    mixed_precision: str = "auto"  # as [sft]: "bf16" autocast (GPU, or a CPU with AVX-512 BF16); "no"; "auto"
     save_steps: int = 50
     save_total_limit: int = 2  # checkpoints kept (the newest ones); 0 keeps all
     logging_steps: int = 5
@@ -49,6 +51,8 @@ class DPOSettings:
             raise CodeIEError("dpo.margin is a difference of F1 scores, between 0 and 1.")
         if self.save_total_limit < 0:
             raise CodeIEError("dpo.save_total_limit must be 0 (keep every checkpoint) or a positive count.")
+        if self.mixed_precision not in ("auto", "bf16", "no"):
+            raise CodeIEError("dpo.mixed_precision must be 'auto', 'bf16' or 'no'.")
 
 
 class _Fixed:
@@ -155,13 +159,42 @@ def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path:
     return stats
 
 
+def token_ids(backend, pair: Dict[str, Any]) -> Dict[str, List[int]]:
+    """A pair as the token ids SFT trained on and inference sends: the prompt as the backend encodes it, each
+    completion tokenized on its own and closed by end-of-sequence.
+
+    trl would tokenize prompt + completion as one string, and an empty answer's "]" then merges with the
+    prompt's closing "[" into one "[]" token that inference never sees."""
+    eos = [backend.tokenizer.eos_token_id] if backend.tokenizer.eos_token_id is not None else []
+
+    def completion(text: str) -> List[int]:
+        return list(backend.tokenizer(text, add_special_tokens=False)["input_ids"]) + eos
+
+    return {"prompt_ids": list(backend.encode(pair["prompt"])), "chosen_ids": completion(pair["chosen"]),
+            "rejected_ids": completion(pair["rejected"])}
+
+
+def _dpo_trainer_class():
+    from trl import DPOTrainer
+
+    class TokenizedDPOTrainer(DPOTrainer):
+        """DPOTrainer on rows that already hold `prompt_ids`, `chosen_ids` and `rejected_ids` (see `token_ids`)."""
+
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            if args.max_length is not None and args.truncation_mode == "keep_start":
+                # as trl does: a prompt that fills max_length leaves no completion token to learn from
+                dataset = dataset.filter(lambda row: len(row["prompt_ids"]) < args.max_length)
+            return dataset
+
+    return TokenizedDPOTrainer
+
+
 def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Union[str, Path],
               output: Union[str, Path], settings: Optional[DPOSettings] = None) -> Dict[str, Any]:
     """DPO on the pairs, continuing the SFT adapter; writes `<output>/adapter`, `dpo_log.json`, `loss.png`."""
     import datasets
-    import torch
     from peft import PeftModel
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     from .config import resolve_model
 
@@ -174,8 +207,7 @@ def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Unio
     if backend.gguf_file:
         forget_gguf_quantization(backend.model)
     policy = PeftModel.from_pretrained(backend.model, str(adapter), is_trainable=True)
-    rows = [{"prompt": backend.format_prompt(p["prompt"]), "chosen": p["chosen"] + (backend.tokenizer.eos_token or ""),
-             "rejected": p["rejected"] + (backend.tokenizer.eos_token or "")} for p in pairs]
+    rows = [token_ids(backend, p) for p in pairs]
     on_gpu = backend.device.startswith("cuda")
     args = DPOConfig(
         output_dir=str(output / "checkpoints"), beta=settings.beta, learning_rate=settings.learning_rate,
@@ -183,14 +215,18 @@ def train_dpo(model: Dict[str, Any], adapter: Union[str, Path], pairs_path: Unio
         per_device_train_batch_size=settings.batch_size, gradient_accumulation_steps=settings.gradient_accumulation,
         max_length=settings.max_length, logging_steps=settings.logging_steps, save_steps=settings.save_steps,
         save_total_limit=settings.save_total_limit or None, seed=settings.seed, report_to="none", use_cpu=not on_gpu,
-        bf16=on_gpu and torch.cuda.is_bf16_supported(), disable_tqdm=not settings.progress,
+        bf16=use_bf16(settings.mixed_precision, on_gpu), disable_tqdm=not settings.progress,
     )
-    trainer = DPOTrainer(model=policy, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                         processing_class=backend.tokenizer)
+    style = read_prompt_style_block(adapter)  # the SFT adapter's prompt style holds for what DPO makes of it
+    trainer = _dpo_trainer_class()(model=policy, args=args, train_dataset=datasets.Dataset.from_list(rows),
+                                   processing_class=backend.tokenizer,
+                                   callbacks=[style_in_checkpoints(style)] if style else None)
     resume = last_checkpoint(output / "checkpoints")
     started = time.time()
     trainer.train(resume_from_checkpoint=resume)
     policy.save_pretrained(str(output / "adapter"), selected_adapters=["default"])
+    if style:
+        write_prompt_style(output / "adapter", style)
     log = [e for e in trainer.state.log_history if "loss" in e]
     summary = {"pairs": len(rows), "steps": trainer.state.global_step, "resumed_from": resume,
                "seconds_this_run": round(time.time() - started, 1), "settings": asdict(settings),

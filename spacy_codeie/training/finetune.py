@@ -239,7 +239,7 @@ def load_for_training(model: Dict[str, Any]) -> Tuple[HuggingFaceModel, Any]:
     return backend, base
 
 
-def _style_in_checkpoints(block: Dict[str, Any]):
+def style_in_checkpoints(block: Dict[str, Any]):
     """A callback that writes the prompt style into every checkpoint, so that a checkpoint is evaluated (and
     resumed) with the style it learnt."""
     from transformers import TrainerCallback
@@ -254,7 +254,8 @@ def _style_in_checkpoints(block: Dict[str, Any]):
     return DeclareStyleInCheckpoints()
 
 
-def _use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
+def use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
+    """Whether a trainer runs under bf16 autocast, for an [sft] or [dpo] `mixed_precision` setting."""
     import torch
 
     if mixed_precision == "no":
@@ -345,7 +346,7 @@ def finetune(
         seed=sft.seed,
         report_to="none",
         use_cpu=not on_gpu,
-        bf16=_use_bf16(sft.mixed_precision, on_gpu),
+        bf16=use_bf16(sft.mixed_precision, on_gpu),
         eval_strategy="steps" if dev is not None else "no",
         eval_steps=sft.save_steps,
         train_sampling_strategy="group_by_length" if sft.group_by_length else "random",
@@ -364,7 +365,7 @@ def finetune(
         data_collator=CompletionCollator(backend.tokenizer.pad_token_id),
     )
     if prompt_style:
-        trainer.add_callback(_style_in_checkpoints(prompt_style))
+        trainer.add_callback(style_in_checkpoints(prompt_style))
     resume = last_checkpoint(output / "checkpoints")
     if sft.init_adapter and resume is None:
         start_from_adapter(peft_model, sft.init_adapter, lora)
