@@ -111,3 +111,23 @@ def test_grammar_engines_measures_both_engines_on_the_same_prompts(tmp_path):
     assert total["corrupted"]["role twice"]["total"] == 3  # CASIE's events have roles
     assert {"automaton", "llguidance"} <= set(result["memory"])
     assert "| CASIE | 3 |" in (tmp_path / "grammar_engines.md").read_text()
+
+
+def test_base_models_counts_tokens_per_language_and_times_lora_training(tmp_path, tiny_chat_model_dir, tiny_model_dir):
+    records = tmp_path / "sft.jsonl"
+    rows = [{"lang": "en", "turns": [{"prompt": "Find people. results = [", "completion": 'Person("Ada")]'}]},
+            {"lang": "zh", "prompt": "找人。 results = [", "completion": 'Person("李白")]'}]
+    records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf8")
+    out = tmp_path / "bases.json"
+    done = _run("base_models.py", "--records", str(records), "--base", f"chat={tiny_chat_model_dir}",
+                "--base", f"plain={tiny_model_dir}", "--steps", "1", "--threads", "1", "--json-out", str(out))
+    bases = json.loads(out.read_text())["bases"]
+    assert list(bases) == ["chat", "plain"]
+    for row in bases.values():
+        assert set(row["tokens_per_record"]) == {"en", "zh"} and row["train_tokens_per_second"] > 0
+        expected = row["train_tokens_per_second"] / row["tokens_per_record"]["en"]
+        assert abs(row["records_per_second"]["en"] - expected) <= 0.001 * expected + 0.001
+    assert bases["chat"]["chat_template"] and "| chat |" in done.stdout
+    bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "base_models.py"), "--records", str(records),
+                          "--base", "nopath"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "NAME=PATH" in bad.stderr

@@ -1,0 +1,138 @@
+"""Which base model is worth training on this machine: tokens per training record by language, and LoRA
+training speed, for several bases on the same records in one run.
+
+A multilingual vocabulary makes Chinese and Japanese records shorter, and a bigger model makes each token
+slower; what a training budget buys is their ratio, records per second, per language. Each base gets a LoRA
+of the recipe's shape (r=16 on all linear layers) and `--steps` optimizer steps on the same batch of records;
+the first step is a warm-up and is not counted.
+
+    .venv/bin/python benchmarks/base_models.py --records configs/corpus/default/sft_all.jsonl \
+        --base smollm2=default --base gemma3=/path/to/gemma-3-270m-q4_k_m.gguf --json-out bases.json
+
+A base is `NAME=PATH`: a transformers folder, a .gguf file (dequantized on load), or `default` for the packaged
+SmolLM2-135M-Instruct. Records are SFT records (`train-data` output); a conversation counts by its first turn.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Dict, List, Tuple
+
+
+def load_base(path: str):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if path == "default":
+        from spacy_codeie.models.registry import packaged_gguf
+
+        path = str(packaged_gguf())
+    where = Path(path).expanduser()
+    if where.suffix == ".gguf":
+        kwargs: Dict[str, Any] = {"gguf_file": where.name}
+        where = where.parent
+    else:
+        kwargs = {}
+    tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=True, **kwargs)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(where), local_files_only=True, dtype=torch.float32, **kwargs)
+    return tokenizer, model
+
+
+def first_turn_texts(records_path: Path, per_lang: int) -> Dict[str, List[str]]:
+    """Prompt + answer of up to `per_lang` records per language, in file order."""
+    texts: Dict[str, List[str]] = defaultdict(list)
+    with records_path.open(encoding="utf8") as f:
+        for line in f:
+            record = json.loads(line)
+            turn = record["turns"][0] if "turns" in record else record
+            lang = record.get("lang") or "xx"
+            if len(texts[lang]) < per_lang:
+                texts[lang].append(turn["prompt"] + turn["completion"])
+    return dict(texts)
+
+
+def train_speed(tokenizer, model, texts: List[str], steps: int, max_length: int, bf16: bool) -> Tuple[float, int]:
+    """Training tokens per second of a LoRA (r=16, all linear layers) on one batch, and the tokens in it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"))
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    batch = tokenizer(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length)
+    labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+    tokens = int(batch["attention_mask"].sum())
+    seconds = []
+    for _ in range(steps + 1):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        seconds.append(time.perf_counter() - started)
+    return tokens / statistics.median(seconds[1:]), tokens
+
+
+def measure(name: str, path: str, texts: Dict[str, List[str]], args: argparse.Namespace) -> Dict[str, Any]:
+    started = time.perf_counter()
+    tokenizer, model = load_base(path)
+    row: Dict[str, Any] = {"path": path, "load_seconds": round(time.perf_counter() - started, 1),
+                           "params_millions": round(sum(p.numel() for p in model.parameters()) / 1e6, 1),
+                           "vocab": int(model.config.vocab_size),
+                           "chat_template": bool(getattr(tokenizer, "chat_template", None))}
+    lengths = {lang: statistics.mean(len(tokenizer(t)["input_ids"]) for t in group) for lang, group in texts.items()}
+    english = texts.get("en") or next(iter(texts.values()))
+    speed, tokens = train_speed(tokenizer, model, english[: args.batch_size], args.steps, args.max_length,
+                                not args.fp32)
+    row.update({"train_tokens_per_second": round(speed, 1), "batch_tokens": tokens,
+                "tokens_per_record": {lang: round(n, 1) for lang, n in sorted(lengths.items())},
+                "records_per_second": {lang: round(speed / n, 3) for lang, n in sorted(lengths.items())}})
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--records", type=Path, required=True, help="SFT records (JSONL) from train-data")
+    parser.add_argument("--base", action="append", required=True, metavar="NAME=PATH")
+    parser.add_argument("--per-lang", type=int, default=16, help="records per language for the token counts")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-length", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps after one warm-up step")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (a CPU without AVX-512 BF16)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    bases = [spec.split("=", 1) for spec in args.base]
+    if any(len(b) != 2 or not all(b) for b in bases):
+        parser.error("each --base is NAME=PATH, e.g. smollm2=default or gemma3=/models/gemma-3-270m.gguf")
+    if args.steps < 1 or args.batch_size < 1:
+        parser.error("--steps and --batch-size must be at least 1")
+    if not args.records.is_file():
+        parser.error(f"no records file at {args.records}; build one with 'python -m spacy_codeie train-data'")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    texts = first_turn_texts(args.records, args.per_lang)
+    rows = {name: measure(name, path, texts, args) for name, path in bases}
+    print("| base | params (M) | vocab | train tokens/s | " + " | ".join(f"tokens/record {lang}" for lang in texts)
+          + " | " + " | ".join(f"records/s {lang}" for lang in texts) + " |")
+    print("|---" * (4 + 2 * len(texts)) + "|")
+    for name, row in rows.items():
+        print(f"| {name} | {row['params_millions']} | {row['vocab']} | {row['train_tokens_per_second']} | "
+              + " | ".join(str(row["tokens_per_record"][lang]) for lang in texts) + " | "
+              + " | ".join(str(row["records_per_second"][lang]) for lang in texts) + " |")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"bf16": not args.fp32, "steps": args.steps, "bases": rows}, indent=1),
+                                 encoding="utf8")
+
+
+if __name__ == "__main__":
+    main()
