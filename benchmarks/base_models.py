@@ -24,24 +24,15 @@ from typing import Any, Dict, List, Tuple
 
 
 def load_base(path: str):
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """(tokenizer, trainable base) as `finetune` loads it: a folder, a .gguf file, or the packaged default."""
+    from spacy_codeie.training.finetune import load_for_training
 
     if path == "default":
-        from spacy_codeie.models.registry import packaged_gguf
-
-        path = str(packaged_gguf())
-    where = Path(path).expanduser()
-    if where.suffix == ".gguf":
-        kwargs: Dict[str, Any] = {"gguf_file": where.name}
-        where = where.parent
+        block = {"@llm_models": "spacy_codeie.DefaultModel.v1"}
     else:
-        kwargs = {}
-    tokenizer = AutoTokenizer.from_pretrained(str(where), local_files_only=True, **kwargs)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(str(where), local_files_only=True, dtype=torch.float32, **kwargs)
-    return tokenizer, model
+        block = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": path}
+    backend, model = load_for_training(block)
+    return backend.tokenizer, model
 
 
 def first_turn_texts(records_path: Path, per_lang: int) -> Dict[str, List[str]]:

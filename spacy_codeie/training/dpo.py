@@ -17,7 +17,15 @@ import srsly
 
 from ..errors import CodeIEError
 from ..models.huggingface import read_prompt_style_block, write_prompt_style
-from .finetune import forget_gguf_quantization, last_checkpoint, read_records, style_in_checkpoints, use_bf16
+from .finetune import (
+    check_mixed_precision,
+    completion_ids,
+    forget_gguf_quantization,
+    last_checkpoint,
+    read_records,
+    style_in_checkpoints,
+    use_bf16,
+)
 from .plots import plot_loss
 
 SCORE_KEYS = ("codeie_ents_f", "codeie_rel_strict_f", "codeie_trigger_cls_f", "codeie_arg_cls_f")
@@ -51,8 +59,7 @@ class DPOSettings:
             raise CodeIEError("dpo.margin is a difference of F1 scores, between 0 and 1.")
         if self.save_total_limit < 0:
             raise CodeIEError("dpo.save_total_limit must be 0 (keep every checkpoint) or a positive count.")
-        if self.mixed_precision not in ("auto", "bf16", "no"):
-            raise CodeIEError("dpo.mixed_precision must be 'auto', 'bf16' or 'no'.")
+        check_mixed_precision(self.mixed_precision, "dpo")
 
 
 class _Fixed:
@@ -165,13 +172,8 @@ def token_ids(backend, pair: Dict[str, Any]) -> Dict[str, List[int]]:
 
     trl would tokenize prompt + completion as one string, and an empty answer's "]" then merges with the
     prompt's closing "[" into one "[]" token that inference never sees."""
-    eos = [backend.tokenizer.eos_token_id] if backend.tokenizer.eos_token_id is not None else []
-
-    def completion(text: str) -> List[int]:
-        return list(backend.tokenizer(text, add_special_tokens=False)["input_ids"]) + eos
-
-    return {"prompt_ids": list(backend.encode(pair["prompt"])), "chosen_ids": completion(pair["chosen"]),
-            "rejected_ids": completion(pair["rejected"])}
+    return {"prompt_ids": list(backend.encode(pair["prompt"])), "chosen_ids": completion_ids(backend, pair["chosen"]),
+            "rejected_ids": completion_ids(backend, pair["rejected"])}
 
 
 def _dpo_trainer_class():

@@ -63,8 +63,7 @@ class SFTSettings:
     init_adapter: str = ""
 
     def __post_init__(self) -> None:
-        if self.mixed_precision not in ("auto", "bf16", "no"):
-            raise CodeIEError("sft.mixed_precision must be 'auto', 'bf16' or 'no'.")
+        check_mixed_precision(self.mixed_precision, "sft")
         if self.batch_size < 1 or self.gradient_accumulation < 1:
             raise CodeIEError("sft.batch_size and sft.gradient_accumulation must be at least 1.")
         if self.learning_rate <= 0:
@@ -252,6 +251,12 @@ def style_in_checkpoints(block: Dict[str, Any]):
             return control
 
     return DeclareStyleInCheckpoints()
+
+
+def check_mixed_precision(value: str, section: str) -> None:
+    """Refuse a `mixed_precision` setting that `use_bf16` does not know."""
+    if value not in ("auto", "bf16", "no"):
+        raise CodeIEError(f"{section}.mixed_precision must be 'auto', 'bf16' or 'no'.")
 
 
 def use_bf16(mixed_precision: str, on_gpu: bool) -> bool:
