@@ -64,6 +64,26 @@ def test_every_answer_has_a_loss_and_the_first_turn_is_the_inference_prompt(tiny
     assert backend.tokenizer.decode(ids[:-1]) == backend.format_prompt(turns[-1]["prompt"]) + turns[-1]["completion"]
 
 
+def test_a_base_without_chat_template_chains_turns_and_ends_only_the_last_answer(tiny_model_dir):
+    backend = _backend(tiny_model_dir)
+    assert not backend.chat_template
+    schema = schema_from_dict(entities={"PER": "person"})
+    solved = [(r["text"], [EntityInstance("PER", e["text"]) for e in r["entities"]]) for r in RECORDS]
+    turns = CompactPrompt().render_conversation(schema, solved)
+    ids, labels, kept = conversation_ids(backend, turns, max_length=100000)
+    assert kept == len(turns)  # one sequence, not one record per turn with the earlier turns repeated
+    eos = backend.tokenizer.eos_token_id
+    assert ids.count(eos) == 1 and ids[-1] == eos and labels[-1] == eos
+    # the sequence reads as the last turn's prompt and answer, as inference would tokenize each stretch
+    assert backend.tokenizer.decode(ids[:-1]) == backend.format_prompt(turns[-1]["prompt"]) + turns[-1]["completion"]
+    answered = backend.tokenizer.decode([t for t, label in zip(ids, labels) if label != -100][:-1])
+    assert answered == "".join(t["completion"] for t in turns)
+    # dropping turns for length keeps the end-of-sequence token on the last answer kept
+    two, _, _ = conversation_ids(backend, turns[:2], max_length=100000)
+    cut, cut_labels, cut_kept = conversation_ids(backend, turns, max_length=len(two))
+    assert cut_kept == 2 and cut == two and cut[-1] == eos and cut_labels[-1] == eos
+
+
 def test_turns_over_max_length_are_dropped_whole(tiny_chat_model_dir):
     backend = _backend(tiny_chat_model_dir)
     schema = schema_from_dict(entities={"PER": "person"})

@@ -98,10 +98,13 @@ def conversation_ids(backend: HuggingFaceModel, turns: Sequence[Dict[str, str]],
 
     Each turn's prompt holds the earlier turns; the text it adds after the previous answer (and that answer's
     end-of-turn token) is tokenized on its own, as is each answer, the way the model meets them when it
-    generates. Turns that would pass `max_length` are dropped whole, never cut. None when even the first
-    turn does not fit, or when the chat format does not extend the previous turn (then use single turns).
+    generates. Without a chat template the next prompt goes on right after the previous answer's text, so that
+    answer keeps no end-of-sequence token: a plain base would otherwise be taught to read past one, and only the
+    last answer ends with it. Turns that would pass `max_length` are dropped whole, never cut. None when even the
+    first turn does not fit, or when the prompts do not extend each other (then use single turns).
     """
     tokenizer = backend.tokenizer
+    eos_id = tokenizer.eos_token_id
     eos_text = tokenizer.eos_token or ""
     ids: List[int] = []
     labels: List[int] = []
@@ -109,17 +112,24 @@ def conversation_ids(backend: HuggingFaceModel, turns: Sequence[Dict[str, str]],
     kept = 0
     for turn in turns:
         formatted = backend.format_prompt(turn["prompt"])
-        if not formatted.startswith(seen):
-            return None
+        unclose = 0  # 1: drop the previous answer's end-of-sequence token, which this format has not between turns
+        if seen and not formatted.startswith(seen):
+            unclosed = seen[: -len(eos_text)] if eos_text and seen.endswith(eos_text) else None
+            if unclosed is None or not formatted.startswith(unclosed):
+                return None
+            seen, unclose = unclosed, 1
         delta = formatted[len(seen):]
         answer = completion_ids(backend, turn["completion"])
         new_ids = backend.tokenize_text(delta) if not seen else tokenizer(delta, add_special_tokens=False)["input_ids"]
-        if len(ids) + len(new_ids) + len(answer) > max_length:
+        if len(ids) - unclose + len(new_ids) + len(answer) > max_length:
             break
+        if unclose:
+            ids.pop()
+            labels.pop()
         ids += new_ids + answer
         labels += [-100] * len(new_ids) + answer
         kept += 1
-        seen = formatted + turn["completion"] + (eos_text if answer and answer[-1] == tokenizer.eos_token_id else "")
+        seen = formatted + turn["completion"] + (eos_text if answer and answer[-1] == eos_id else "")
     return (ids, labels, kept) if kept else None
 
 
