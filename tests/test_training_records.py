@@ -12,7 +12,7 @@ from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.schema.loaders import schema_from_json
 from spacy_codeie.training.augment import AugmentSettings, choose_types, schema_view
 from spacy_codeie.training.derived import event_relation_types, relation_record, relation_schema
-from spacy_codeie.training.dpo import CompletionScorer
+from spacy_codeie.training.dpo import CompletionScorer, DPOSettings, pick_prompts
 from spacy_codeie.training.records import DatasetSpec, build_sft_records, dev_sft_records
 
 SCHEMA = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place",
@@ -217,3 +217,15 @@ def test_bad_dataset_specs():
     with pytest.raises(CodeIEError, match="No datasets"):
         build_sft_records([])
     assert schema_from_json(shared_file("conll04", "test").parent / "labels.json").relations
+
+
+def test_dpo_prompts_are_a_seeded_pick_over_the_whole_file_in_file_order():
+    records = [{"prompt": str(i), "dataset": "a" if i < 50 else "b"} for i in range(100)]
+    picked = pick_prompts(records, 10, seed=3)
+    positions = [int(r["prompt"]) for r in picked]
+    assert len(picked) == 10 and positions == sorted(positions) and len(set(positions)) == 10
+    assert {r["dataset"] for r in picked} == {"a", "b"}  # not the head of a file sorted by dataset
+    assert pick_prompts(records, 10, seed=3) == picked and pick_prompts(records, 10, seed=4) != picked
+    assert pick_prompts(records, 0, seed=3) == records and pick_prompts(records, 500, seed=3) == records
+    with pytest.raises(CodeIEError, match="max_prompts"):
+        DPOSettings(max_prompts=-1)

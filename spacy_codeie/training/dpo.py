@@ -8,6 +8,7 @@ SFT adapter against a frozen copy of it as the reference, so the model is pulled
 from __future__ import annotations
 
 import json
+import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ class DPOSettings:
     temperature: float = 0.9
     top_p: float = 0.95
     margin: float = 0.2  # least score difference between chosen and rejected
-    max_prompts: int = 0  # prompts sampled from (0: all records)
+    max_prompts: int = 0  # prompts sampled from, a seeded random pick over the whole file (0: all records)
     beta: float = 0.1
     learning_rate: float = 5e-5
     epochs: float = 1.0
@@ -59,6 +60,8 @@ class DPOSettings:
             raise CodeIEError("dpo.margin is a difference of F1 scores, between 0 and 1.")
         if self.save_total_limit < 0:
             raise CodeIEError("dpo.save_total_limit must be 0 (keep every checkpoint) or a positive count.")
+        if self.max_prompts < 0:
+            raise CodeIEError("dpo.max_prompts must be 0 (every record) or a positive number of prompts.")
         check_mixed_precision(self.mixed_precision, "dpo")
 
 
@@ -137,6 +140,15 @@ def preference_pairs(records: Sequence[Dict[str, Any]], samples: Sequence[Sequen
     return pairs, stats
 
 
+def pick_prompts(records: List[Dict[str, Any]], max_prompts: int, seed: int) -> List[Dict[str, Any]]:
+    """Up to `max_prompts` records drawn at random (by `seed`) from the whole list, in their file order: the
+    head of a file that is sorted by dataset would hold one dataset only."""
+    if not max_prompts or max_prompts >= len(records):
+        return list(records)
+    keep = sorted(random.Random(seed).sample(range(len(records)), max_prompts))
+    return [records[i] for i in keep]
+
+
 def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path: Union[str, Path],
                  output: Union[str, Path], settings: Optional[DPOSettings] = None) -> Dict[str, Any]:
     """Sample from the SFT model and write preference pairs (JSONL) to `output`."""
@@ -145,9 +157,7 @@ def sample_pairs(model: Dict[str, Any], adapter: Union[str, Path], records_path:
     settings = settings or DPOSettings()
     from .conversations import first_turns
 
-    records = first_turns(read_records(records_path))
-    if settings.max_prompts:
-        records = records[: settings.max_prompts]
+    records = pick_prompts(first_turns(read_records(records_path)), settings.max_prompts, settings.seed)
     backend = resolve_model({**model, "adapter": str(adapter)})
     started = time.time()
     samples = []
