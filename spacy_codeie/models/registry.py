@@ -243,6 +243,41 @@ def default_model_v5(
     and no GPU is used ("auto"); otherwise transformers, as DefaultModel.v4 runs it. Both send the same
     tokens. `weights` and `n_threads` apply to llama.cpp, `dtype` to transformers. See docs/performance.md.
     """
+    return _packaged_base_on(runtime, str(embedded_adapter(COMPACT_ADAPTER)), batch_size=batch_size,
+                             max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device,
+                             constrained=constrained, progress=progress, weights=weights, dtype=dtype,
+                             n_threads=n_threads)
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultBase.v1")
+def default_base(
+    adapter: Optional[str] = None,
+    runtime: Literal["auto", "llama.cpp", "transformers"] = "auto",
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    constrained: bool = True,
+    progress: bool = False,
+    weights: Literal["q8_0", "f16", "bf16", "f32"] = "f16",
+    dtype: Optional[str] = "fast",
+    n_threads: int = 0,
+) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """The packaged SmolLM2-135M-Instruct with any adapter (or none), on the runtime DefaultModel.v5 picks.
+
+    For an adapter you trained from the default's base, e.g. DPO's `[dpo_sampler]` or an evaluation: a config
+    cannot spell the packaged GGUF file's path, and llama.cpp samples several times faster on a CPU."""
+    return _packaged_base_on(runtime, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             answer_budget=answer_budget, device=device, constrained=constrained, progress=progress,
+                             weights=weights, dtype=dtype, n_threads=n_threads)
+
+
+def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, max_new_tokens: int,
+                      answer_budget: float, device: Optional[str], constrained: bool, progress: bool, weights: str,
+                      dtype: Optional[str], n_threads: int) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """The packaged base with `adapter`: llama.cpp (adapter merged into a cached `weights` copy of the GGUF) when
+    `runtime` says so, or says "auto" on a CPU where llama-cpp-python is installed; else transformers with the
+    adapter merged, in `dtype`. Both send the same tokens."""
     if runtime not in ("auto", "llama.cpp", "transformers"):
         raise ModelLoadError(f"runtime={runtime!r}: use 'auto', 'llama.cpp' or 'transformers'.")
     if runtime == "auto":
@@ -254,13 +289,14 @@ def default_model_v5(
         if not _runs_on_cpu(device):
             raise ModelLoadError(f"runtime='llama.cpp' runs on the CPU; device={device!r} asks for another. Use "
                                  "runtime 'transformers' for a GPU.")
-        return llama_cpp_model(str(packaged_gguf()), adapter=str(embedded_adapter(COMPACT_ADAPTER)),
-                               weights=weights, batch_size=batch_size, n_threads=n_threads,
-                               max_new_tokens=max_new_tokens, answer_budget=answer_budget, constrained=constrained,
-                               progress=progress)
-    return _compact_default(batch_size=batch_size, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
-                            device=device, dtype=dtype, progress=progress, prefix_cache=True,
-                            constrained=constrained, max_batch_tokens=0, merge_adapter=True)
+        return llama_cpp_model(str(packaged_gguf()), adapter=adapter, weights=weights, batch_size=batch_size,
+                               n_threads=n_threads, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
+                               constrained=constrained, progress=progress)
+    gguf = packaged_gguf()
+    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=adapter, batch_size=batch_size,
+                            max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device, dtype=dtype,
+                            progress=progress, prefix_cache=True, constrained=constrained, max_batch_tokens=0,
+                            merge_adapter=adapter is not None)
 
 
 def llama_cpp_installed() -> bool:
