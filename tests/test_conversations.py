@@ -5,11 +5,17 @@ import random
 import pytest
 
 from conftest import shared_file
-from spacy_codeie.instances import EntityInstance
+from spacy_codeie.instances import EntityInstance, Mention, RelationInstance
 from spacy_codeie.prompting import CompactPrompt
 from spacy_codeie.schema import schema_from_dict
 from spacy_codeie.training.augment import AugmentSettings, SchemaView
-from spacy_codeie.training.conversations import abbreviation, conversation_records, rename_labels
+from spacy_codeie.training.conversations import (
+    abbreviation,
+    answered_as,
+    conversation_records,
+    merge_entity_types,
+    rename_labels,
+)
 from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
 from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
 
@@ -125,6 +131,56 @@ def test_abbreviated_class_names_are_short_unique_tags_and_keep_the_label():
     assert out.schema.entities[0].class_name == "Person"  # nothing would say what a bare tag means
     assert abbreviation("Id", random.Random(0)) is None  # nothing shorter to give
     assert rename_labels(view, {}, 0.0, random.Random(0), abbreviate_rate=0.0) is view
+
+
+def test_merged_types_are_one_described_class_and_their_mentions_answer_to_it():
+    schema = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place"},
+                              relations={"LIVES_IN": {"head": "PER", "tail": "LOC"}})
+    view = SchemaView(schema, frozenset({"PER", "ORG", "LOC", "LIVES_IN"}), ())
+    assert merge_entity_types(view, 0.0, random.Random(0)) == (view, None)
+    merges = set()
+    for seed in range(10):
+        coarse, merge = merge_entity_types(view, 1.0, random.Random(seed))
+        # PER and LOC are named by LIVES_IN, so ORG has no partner: nothing to merge
+        assert merge is None and coarse is view
+    free = schema_from_dict(entities={"PER": "a person", "ORG": "an organization", "LOC": "a place"})
+    view = SchemaView(free, frozenset({"PER", "ORG", "LOC"}), ("shuffle",))
+    for seed in range(20):
+        coarse, merge = merge_entity_types(view, 1.0, random.Random(seed))
+        merged = next(e for e in coarse.schema.entities if e.label == merge.label)
+        first, second = (next(e for e in free.entities if e.label == part) for part in merge.parts)
+        assert merged.class_name == f"{first.class_name}Or{second.class_name}"
+        assert merged.description == f"{first.description}; or {second.description}"
+        assert len(coarse.schema.entities) == 2 and coarse.targets == {merge.label} | ({"PER", "ORG", "LOC"} -
+                                                                                       set(merge.parts))
+        assert coarse.applied == ("merge", "shuffle")
+        merges.add(merge.parts)
+    assert len({frozenset(parts) for parts in merges}) == 3  # every pair is drawn
+    _, merge = merge_entity_types(view, 1.0, random.Random(1))
+    a, b = merge.parts
+    other = ({"PER", "ORG", "LOC"} - {a, b}).pop()
+    gold = [EntityInstance(a, "X"), EntityInstance(other, "Y"), EntityInstance(b, "Z"), EntityInstance(b, "X"),
+            RelationInstance("R", Mention("X", a), Mention("Y", other))]
+    assert answered_as(gold, merge) == [EntityInstance(merge.label, "X"), EntityInstance(other, "Y"),
+                                        EntityInstance(merge.label, "Z"), gold[-1]]
+
+
+def test_conversations_with_merged_types_answer_every_mention_with_the_coarse_class():
+    schema = schema_from_dict(entities={"PER": "a person", "ORG": "an organization"})
+    records = [dict(r, entities=[dict(e, label="ORG" if e["text"] in ("Bob", "Eve") else "PER")
+                                 for e in r["entities"]]) for r in RECORDS]
+    convs = list(conversation_records(records, schema, dataset="toy", lang="en", prompt=CompactPrompt(),
+                                      augment=AugmentSettings.off(), seed=0, max_turns=4, merge_rate=1.0))
+    answers = {}
+    for conv in convs:
+        assert conv["augment"] == ["merge"]
+        (merged,) = conv["schema"]["entities"].values()  # one class stands for both types
+        name = merged["class_name"]
+        assert name in ("PerOrOrg", "OrgOrPer") and f"class {name}(Entity)" in conv["turns"][0]["prompt"]
+        for turn in conv["turns"]:
+            answers[turn["text"]] = turn["completion"].replace(name, "C")
+    assert answers == {"Ada met Bob.": 'C("Ada"), C("Bob")]', "Nothing here.": "]", "Carl left.": 'C("Carl")]',
+                       "Dora and Eve sang.": 'C("Dora"), C("Eve")]'}
 
 
 def test_dev_split_is_held_out_of_training(tmp_path):

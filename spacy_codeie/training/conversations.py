@@ -13,11 +13,12 @@ from __future__ import annotations
 import keyword
 import random
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from ..errors import SchemaError
 from ..gold import gold_instances, present_labels
+from ..instances import EntityInstance
 from ..readers import GoldConverter, blank_pipeline
 from ..schema.types import RESERVED_CLASS_NAMES, EntityType, EventType, RelationType, Schema, class_name_from_label
 from ..windows import split_windows
@@ -89,6 +90,58 @@ def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate:
     return SchemaView(renamed, view.targets, tuple(sorted(set(applied))))
 
 
+@dataclass(frozen=True)
+class Merge:
+    """Two entity types shown as one coarser class: gold instances of `parts` are answered as `label`."""
+
+    label: str
+    parts: Tuple[str, str]
+
+
+def merge_entity_types(view: SchemaView, rate: float, rng: random.Random) -> Tuple[SchemaView, Optional[Merge]]:
+    """With chance `rate`, show two of the view's entity types as one class ('PersonOrOrganization', described as
+    either), as label sets differ in how finely they cut the same mentions: the model must answer from the class
+    the prompt defines, not from the label set it remembers. Only types no relation or role of the view names are
+    merged, and only when the merged class name is free."""
+    if rate <= 0 or rng.random() >= rate:
+        return view, None
+    schema = view.schema
+    named = {label for r in schema.relations for label in r.head + r.tail}
+    named.update(label for e in schema.events for role in e.roles for label in role.types)
+    candidates = [e for e in schema.entities if e.label in view.targets and e.label not in named]
+    if len(candidates) < 2:
+        return view, None
+    first, second = rng.sample(candidates, 2)
+    class_name = f"{first.class_name}Or{second.class_name}"
+    taken = {t.class_name for t in schema.types}
+    if not class_name.isidentifier() or class_name in taken or class_name in RESERVED_CLASS_NAMES:
+        return view, None
+    label = f"{first.label}|{second.label}"
+    described = first.description and second.description
+    merged = EntityType(label=label, class_name=class_name,
+                        description=f"{first.description}; or {second.description}" if described else "",
+                        examples=first.examples + second.examples if described else ())
+    entities = [merged if e is first else e for e in schema.entities if e is not second]
+    coarse = Schema.build(entities, schema.relations, schema.events)
+    targets = (view.targets - {first.label, second.label}) | {label}
+    applied = tuple(sorted(set(view.applied) | {"merge"}))
+    return SchemaView(coarse, frozenset(targets), applied), Merge(label, (first.label, second.label))
+
+
+def answered_as(instances: Sequence[Any], merge: Optional[Merge]) -> List[Any]:
+    """Gold instances with the merged types' labels replaced by the merged class's, once per mention."""
+    if merge is None:
+        return list(instances)
+    out: List[Any] = []
+    for inst in instances:
+        if isinstance(inst, EntityInstance) and inst.label in merge.parts:
+            inst = EntityInstance(merge.label, inst.text)
+            if inst in out:
+                continue
+        out.append(inst)
+    return out
+
+
 def conversation_records(
     records: Sequence[Dict[str, Any]],
     schema: Schema,
@@ -104,6 +157,7 @@ def conversation_records(
     synonyms: Optional[Mapping[str, Sequence[str]]] = None,
     rename_rate: float = 0.0,
     abbreviate_rate: float = 0.0,
+    merge_rate: float = 0.0,
 ) -> Iterator[Dict[str, Any]]:
     """Conversations of 1..max_turns windows (at most max_chars of sentence text), in a seeded random order."""
     nlp = blank_pipeline(lang)
@@ -130,7 +184,10 @@ def conversation_records(
         present = frozenset().union(*(present_labels(doc, window) for _, doc, window in chunk))
         view = schema_view(schema, present, augment, rng)
         view = rename_labels(view, synonyms or {}, rename_rate, rng, abbreviate_rate)
-        solved = [(window.text, gold_instances(doc, window, view.schema, view.targets)) for _, doc, window in chunk]
+        fine = view
+        view, merge = merge_entity_types(view, merge_rate, rng)
+        solved = [(window.text, answered_as(gold_instances(doc, window, fine.schema, fine.targets), merge))
+                  for _, doc, window in chunk]
         turns = prompt.render_conversation(view.schema, solved)
         for turn, (text, _) in zip(turns, solved):
             turn["text"] = text

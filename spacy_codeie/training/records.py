@@ -173,7 +173,8 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
                                          seed=seed, max_turns=settings.max_turns, max_chars=settings.max_chars,
                                          window_size=window_size, synonyms=settings.synonyms(),
                                          rename_rate=settings.rename_rate,
-                                         abbreviate_rate=settings.abbreviate_rate))
+                                         abbreviate_rate=settings.abbreviate_rate,
+                                         merge_rate=settings.merge_rate))
 
     out: List[Dict[str, Any]] = []
     if spec.relations_from_events != "only":
@@ -226,11 +227,12 @@ class ConversationSettings:
     rename_rate: float = 0.0  # chance to rename a type's class with a synonym from synonyms_path
     synonyms_path: str = ""  # JSON {label: [class names]}
     abbreviate_rate: float = 0.0  # chance to shorten a (not renamed) type's class name to a tag: 'Person' -> 'Per'
+    merge_rate: float = 0.0  # chance to show two entity types as one coarser class ('PersonOrOrganization')
 
     def __post_init__(self) -> None:
         if self.max_turns < 1 or self.max_chars < 1:
             raise CodeIEError("data.conversations: max_turns and max_chars must be positive.")
-        for name in ("rename_rate", "abbreviate_rate"):
+        for name in ("rename_rate", "abbreviate_rate", "merge_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise CodeIEError(f"data.conversations.{name} must be a probability between 0 and 1.")
 
