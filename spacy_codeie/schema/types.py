@@ -4,7 +4,7 @@ from __future__ import annotations
 import keyword
 import re
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Set, Tuple, Union
 
 from ..errors import SchemaError
 
@@ -94,6 +94,18 @@ class EventType:
 AnyType = Union[EntityType, RelationType, EventType]  # one type of the ontology, of any kind
 
 
+def entity_labels_named_by(types: Sequence[AnyType]) -> Set[str]:
+    """The entity labels that the heads and tails of the relations, and the roles of the events, in `types` name."""
+    named: Set[str] = set()
+    for t in types:
+        if isinstance(t, RelationType):
+            named.update(t.head + t.tail)
+        elif isinstance(t, EventType):
+            for role in t.roles:
+                named.update(role.types)
+    return named
+
+
 @dataclass(frozen=True)
 class Schema:
     """An ontology whose types all render as Python classes. Build it with `Schema.build` to validate it."""
@@ -139,13 +151,7 @@ class Schema:
 
     def subset(self, types: Sequence["AnyType"]) -> "Schema":
         """A schema holding `types` plus the entity types their relations and roles refer to."""
-        wanted = {t.label for t in types if isinstance(t, EntityType)}
-        for t in types:
-            if isinstance(t, RelationType):
-                wanted.update(t.head + t.tail)
-            elif isinstance(t, EventType):
-                for role in t.roles:
-                    wanted.update(role.types)
+        wanted = {t.label for t in types if isinstance(t, EntityType)} | entity_labels_named_by(types)
         return Schema.build(
             [e for e in self.entities if e.label in wanted],
             [t for t in types if isinstance(t, RelationType)],

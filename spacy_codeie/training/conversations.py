@@ -20,7 +20,15 @@ from ..errors import SchemaError
 from ..gold import gold_instances, present_labels
 from ..instances import EntityInstance
 from ..readers import GoldConverter, blank_pipeline
-from ..schema.types import RESERVED_CLASS_NAMES, EntityType, EventType, RelationType, Schema, class_name_from_label
+from ..schema.types import (
+    RESERVED_CLASS_NAMES,
+    EntityType,
+    EventType,
+    RelationType,
+    Schema,
+    class_name_from_label,
+    entity_labels_named_by,
+)
 from ..windows import split_windows
 from .augment import AugmentSettings, SchemaView, schema_view
 
@@ -106,8 +114,7 @@ def merge_entity_types(view: SchemaView, rate: float, rng: random.Random) -> Tup
     if rate <= 0 or rng.random() >= rate:
         return view, None
     schema = view.schema
-    named = {label for r in schema.relations for label in r.head + r.tail}
-    named.update(label for e in schema.events for role in e.roles for label in role.types)
+    named = entity_labels_named_by(schema.types)
     candidates = [e for e in schema.entities if e.label in view.targets and e.label not in named]
     if len(candidates) < 2:
         return view, None
