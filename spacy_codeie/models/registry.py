@@ -99,11 +99,8 @@ def default_model(
 
     This is the base the embedded model is fine-tuned from; DefaultModel.v2 adds the shipped adapter.
     """
-    gguf = packaged_gguf()
-    return HuggingFaceModel(
-        str(gguf.parent),
-        gguf_file=gguf.name,
-        adapter=adapter,
+    return _packaged_transformers(
+        adapter,
         device=device,
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
@@ -196,9 +193,13 @@ def default_model_v4(
 
 
 def _compact_default(**settings: Any) -> HuggingFaceModel:
-    adapter = embedded_adapter(COMPACT_ADAPTER)
+    return _packaged_transformers(str(embedded_adapter(COMPACT_ADAPTER)), **settings)
+
+
+def _packaged_transformers(adapter: Optional[str], **settings: Any) -> HuggingFaceModel:
+    """The packaged SmolLM2 GGUF on transformers (dequantized on load), with `adapter` if given."""
     gguf = packaged_gguf()
-    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=str(adapter), **settings)
+    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=adapter, **settings)
 
 
 @llm_registry.llm_models("spacy_codeie.LlamaCpp.v1")
@@ -292,11 +293,10 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
         return llama_cpp_model(str(packaged_gguf()), adapter=adapter, weights=weights, batch_size=batch_size,
                                n_threads=n_threads, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
                                constrained=constrained, progress=progress)
-    gguf = packaged_gguf()
-    return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=adapter, batch_size=batch_size,
-                            max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device, dtype=dtype,
-                            progress=progress, prefix_cache=True, constrained=constrained, max_batch_tokens=0,
-                            merge_adapter=adapter is not None)
+    return _packaged_transformers(adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                  answer_budget=answer_budget, device=device, dtype=dtype, progress=progress,
+                                  prefix_cache=True, constrained=constrained, max_batch_tokens=0,
+                                  merge_adapter=adapter is not None)
 
 
 def llama_cpp_installed() -> bool:
