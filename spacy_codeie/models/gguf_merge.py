@@ -20,7 +20,7 @@ WeightType = Literal["q8_0", "f16", "bf16", "f32"]
 # Bump when the bytes a merge writes change, so that cached files made by older code are not reused.
 MERGE_FORMAT = 1
 
-# peft module names of a Llama-architecture model -> the tensor names llama.cpp's converter gives them.
+# peft module names of a Llama- or Gemma-3-architecture model -> the tensor names llama.cpp's converter gives them.
 _LLAMA_TENSORS = {
     "self_attn.q_proj": "attn_q",
     "self_attn.k_proj": "attn_k",
@@ -30,6 +30,9 @@ _LLAMA_TENSORS = {
     "mlp.up_proj": "ffn_up",
     "mlp.down_proj": "ffn_down",
 }
+# The GGUF architectures a merge supports -> whether llama.cpp's converter reorders the rows of q and k for its
+# rotary layout (Llama's interleaved halves); Gemma 3 keeps the Hugging Face row order.
+MERGEABLE_ARCHITECTURES = {"llama": True, "gemma3": False}
 _ADAPTER_KEY = re.compile(r"(?:^|\.)layers\.(\d+)\.(\w+\.\w+)\.lora_([AB])(?:\.default)?\.weight$")
 
 
@@ -77,9 +80,9 @@ def _merge_key(base: Path, adapter: Path, weights: str) -> str:
 
 def merge_lora_into_gguf(base: Union[str, Path], adapter: Union[str, Path], out: Union[str, Path], *,
                          weights: WeightType = "q8_0") -> None:
-    """Write `out`: `base` (a Llama-architecture GGUF) with the LoRA update scale * B @ A added to each weight
-    the adapter targets, stored as `weights`. Tensors the adapter does not touch keep their bytes; metadata
-    (tokenizer, chat template) is copied."""
+    """Write `out`: `base` (a Llama- or Gemma-3-architecture GGUF) with the LoRA update scale * B @ A added to
+    each weight the adapter targets, stored as `weights`. Tensors the adapter does not touch keep their bytes;
+    metadata (tokenizer, chat template) is copied."""
     import numpy as np
     from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, LlamaFileType
     from gguf.quants import dequantize, quantize
@@ -94,12 +97,14 @@ def merge_lora_into_gguf(base: Union[str, Path], adapter: Union[str, Path], out:
     reader = GGUFReader(str(base))
     fields = reader.fields
     arch = fields["general.architecture"].contents() if "general.architecture" in fields else None
-    if arch != "llama":
-        raise ModelLoadError(f"Merging an adapter into a GGUF file supports the 'llama' architecture (SmolLM2, "
-                             f"Llama); {str(base)!r} is {arch!r}. Merge with peft and convert the result instead.")
-    heads = int(fields["llama.attention.head_count"].contents())
-    kv_heads = int(fields["llama.attention.head_count_kv"].contents()) if "llama.attention.head_count_kv" in fields \
-        else heads
+    if arch not in MERGEABLE_ARCHITECTURES:
+        raise ModelLoadError(f"Merging an adapter into a GGUF file supports the 'llama' (SmolLM2, Llama) and "
+                             f"'gemma3' architectures; {str(base)!r} is {arch!r}. Merge with peft and convert the "
+                             "result instead.")
+    reorder_rotary = MERGEABLE_ARCHITECTURES[arch]
+    heads = int(fields[f"{arch}.attention.head_count"].contents())
+    kv_heads = int(fields[f"{arch}.attention.head_count_kv"].contents()) if f"{arch}.attention.head_count_kv" \
+        in fields else heads
     updates = lora_updates(adapter)
     writer = GGUFWriter(str(out), arch)
     for name, field in fields.items():
@@ -121,7 +126,7 @@ def merge_lora_into_gguf(base: Union[str, Path], adapter: Union[str, Path], out:
         if matrix.shape != update.shape:
             raise ModelLoadError(f"The adapter's update for {tensor.name} has shape {update.shape}, the base weight "
                                  f"{matrix.shape}: the adapter was trained on another base model.")
-        if tensor.name.endswith(("attn_q.weight", "attn_k.weight")):
+        if reorder_rotary and tensor.name.endswith(("attn_q.weight", "attn_k.weight")):
             # llama.cpp's converter reorders the rows of q and k for its rotary embedding layout
             update = _rotary_rows(update, heads if "attn_q" in tensor.name else kv_heads)
         merged = matrix + update
@@ -159,7 +164,7 @@ def lora_updates(adapter: Union[str, Path]) -> Dict[str, Any]:
     for key, value in load_file(str(weights_path)).items():
         found = _ADAPTER_KEY.search(key)
         if not found or found.group(2) not in _LLAMA_TENSORS:
-            raise ModelLoadError(f"The adapter weight {key!r} is not one a Llama GGUF file has a place for.")
+            raise ModelLoadError(f"The adapter weight {key!r} is not one a Llama or Gemma 3 GGUF file has a place for.")
         pairs.setdefault((int(found.group(1)), found.group(2)), {})[found.group(3)] = value.astype(np.float32)
     updates = {}
     for (layer, module), pair in pairs.items():
