@@ -1,4 +1,5 @@
-"""LoRA SFT of a causal LM on (prompt, completion) records, loss on the completion only.
+"""LoRA SFT of a causal LM on (prompt, completion) records, loss on the completion only (computed from the
+completion positions' logits alone where the model allows it: `answer_loss`).
 
 Prompts are tokenized by the inference backend's own `encode` (chat template and prefill included), and the
 completion separately, as the model will see them when it generates. A record longer than `max_length` is
@@ -16,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 from ..errors import CodeIEError
 from ..models.adapter_files import read_adapter_folder
 from ..models.huggingface import HuggingFaceModel, write_prompt_style
+from .answer_loss import answer_loss_trainer, supports_answer_logits
 from .plots import plot_loss
 
 
@@ -369,10 +371,12 @@ def finetune(
         disable_tqdm=not sft.progress,
         dataloader_num_workers=0,
         gradient_checkpointing=sft.gradient_checkpointing,
+        prediction_loss_only=True,  # the dev pass needs its loss, not every position's vocabulary-sized logits
     )
     if sft.gradient_checkpointing:
         peft_model.enable_input_require_grads()  # frozen embeddings would otherwise cut the gradient path
-    trainer = Trainer(
+    trainer_class = answer_loss_trainer() if supports_answer_logits(peft_model) else Trainer
+    trainer = trainer_class(
         model=peft_model,
         args=args,
         train_dataset=datasets.Dataset.from_list(data.rows),
