@@ -131,3 +131,18 @@ def test_base_models_counts_tokens_per_language_and_times_lora_training(tmp_path
     bad = subprocess.run([sys.executable, str(REPO / "benchmarks" / "base_models.py"), "--records", str(records),
                           "--base", "nopath"], capture_output=True, text=True)
     assert bad.returncode == 2 and "NAME=PATH" in bad.stderr
+
+
+def test_answer_loss_times_both_losses_on_one_batch_and_they_agree(tmp_path, tiny_chat_model_dir):
+    records = tmp_path / "sft.jsonl"
+    turns = [{"prompt": "Find people. results = [", "completion": 'Person("Ada")]'},
+             {"prompt": "Ada met Bob. results = [", "completion": 'Person("Ada"), Person("Bob")]'}]
+    records.write_text("".join(json.dumps({"lang": "en", "turns": turns}) + "\n" for _ in range(3)), encoding="utf8")
+    out = tmp_path / "answer_loss.json"
+    done = _run("answer_loss.py", "--records", str(records), "--base", f"tiny={tiny_chat_model_dir}", "--steps", "1",
+                "--threads", "1", "--fp32", "--json-out", str(out))
+    row = json.loads(out.read_text())["bases"]["tiny"]
+    assert 0 < row["answer_tokens"] < row["batch_tokens"] and row["padded_shape"][0] == 2
+    losses = list(row["loss_on_same_weights"].values())
+    assert abs(losses[0] - losses[1]) < 1e-5 and losses[0] > 0
+    assert all(s > 0 for s in row["seconds_per_step"].values()) and "| tiny |" in done.stdout
