@@ -14,11 +14,14 @@ A base is `NAME=BASE` with BASE a name `spacy_codeie.PackagedBase.v1` knows, or 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_utils import add_training_bench_args, parse_training_bench_args, write_bench_json  # noqa: E402
 
 MODES = ("all positions", "answer positions")
 
@@ -88,27 +91,9 @@ def measure(name: str, base: str, args: argparse.Namespace) -> Dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=Path, required=True, help="SFT records (JSONL) from train-data")
-    parser.add_argument("--base", action="append", required=True, metavar="NAME=BASE")
-    parser.add_argument("--batch-size", type=int, default=2, help="conversations per step (the recipe's micro-batch)")
-    parser.add_argument("--max-length", type=int, default=1024)
+    add_training_bench_args(parser, base_metavar="NAME=BASE", batch_size=2, max_length=1024)
     parser.add_argument("--skip", type=int, default=0, help="records to skip before the batch")
-    parser.add_argument("--steps", type=int, default=3, help="timed steps per mode, after one warm-up step each")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (a CPU without AVX-512 BF16)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--json-out", type=Path)
-    args = parser.parse_args()
-    bases = [spec.split("=", 1) for spec in args.base]
-    if any(len(b) != 2 or not all(b) for b in bases):
-        parser.error("each --base is NAME=BASE, e.g. gemma3=gemma3-270m or tiny=/path/to/folder")
-    if args.steps < 1 or args.batch_size < 1:
-        parser.error("--steps and --batch-size must be at least 1")
-    if not args.records.is_file():
-        parser.error(f"no records file at {args.records}; build one with 'python -m spacy_codeie train-data'")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    args, bases = parse_training_bench_args(parser, "NAME=BASE, e.g. gemma3=gemma3-270m or tiny=/path/to/folder")
     rows = {name: measure(name, base, args) for name, base in bases}
     print("| base | vocab | batch tokens | answer tokens | s/step, all positions | s/step, answer positions "
           "| speedup | loss, all / answer |")
@@ -117,9 +102,7 @@ def main() -> None:
         s, loss = row["seconds_per_step"], row["loss_on_same_weights"]
         print(f"| {name} | {row['vocab']:,} | {row['batch_tokens']:,} | {row['answer_tokens']:,} | {s[MODES[0]]} | "
               f"{s[MODES[1]]} | {row['speedup']} | {loss[MODES[0]]:.4f} / {loss[MODES[1]]:.4f} |")
-    if args.json_out:
-        args.json_out.write_text(json.dumps({"bf16": not args.fp32, "steps": args.steps, "bases": rows}, indent=1),
-                                 encoding="utf8")
+    write_bench_json(args, rows)
 
 
 if __name__ == "__main__":

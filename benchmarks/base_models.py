@@ -17,10 +17,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_utils import add_training_bench_args, parse_training_bench_args, write_bench_json  # noqa: E402
 
 
 def load_base(path: str):
@@ -90,27 +94,10 @@ def measure(name: str, path: str, texts: Dict[str, List[str]], args: argparse.Na
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--records", type=Path, required=True, help="SFT records (JSONL) from train-data")
-    parser.add_argument("--base", action="append", required=True, metavar="NAME=PATH")
+    add_training_bench_args(parser, base_metavar="NAME=PATH", batch_size=4, max_length=512)
     parser.add_argument("--per-lang", type=int, default=16, help="records per language for the token counts")
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--max-length", type=int, default=512)
-    parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps after one warm-up step")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (a CPU without AVX-512 BF16)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--json-out", type=Path)
-    args = parser.parse_args()
-    bases = [spec.split("=", 1) for spec in args.base]
-    if any(len(b) != 2 or not all(b) for b in bases):
-        parser.error("each --base is NAME=PATH, e.g. smollm2=default or gemma3=/models/gemma-3-270m.gguf")
-    if args.steps < 1 or args.batch_size < 1:
-        parser.error("--steps and --batch-size must be at least 1")
-    if not args.records.is_file():
-        parser.error(f"no records file at {args.records}; build one with 'python -m spacy_codeie train-data'")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    args, bases = parse_training_bench_args(
+        parser, "NAME=PATH, e.g. smollm2=default or gemma3=/models/gemma-3-270m.gguf")
     texts = first_turn_texts(args.records, args.per_lang)
     rows = {name: measure(name, path, texts, args) for name, path in bases}
     print("| base | params (M) | vocab | train tokens/s | " + " | ".join(f"tokens/record {lang}" for lang in texts)
@@ -120,9 +107,7 @@ def main() -> None:
         print(f"| {name} | {row['params_millions']} | {row['vocab']} | {row['train_tokens_per_second']} | "
               + " | ".join(str(row["tokens_per_record"][lang]) for lang in texts) + " | "
               + " | ".join(str(row["records_per_second"][lang]) for lang in texts) + " |")
-    if args.json_out:
-        args.json_out.write_text(json.dumps({"bf16": not args.fp32, "steps": args.steps, "bases": rows}, indent=1),
-                                 encoding="utf8")
+    write_bench_json(args, rows)
 
 
 if __name__ == "__main__":

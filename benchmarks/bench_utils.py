@@ -1,12 +1,13 @@
 """What the benchmark scripts share: the shared data, one model loaded once and handed to every pipeline."""
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, List
+from typing import Any, List, Tuple
 
 from spacy_llm.registry import registry as llm_registry
 
@@ -59,3 +60,42 @@ def peak_rss_mib() -> float:
     """This process's peak resident memory so far (ru_maxrss: KiB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def add_training_bench_args(parser: argparse.ArgumentParser, *, base_metavar: str, batch_size: int,
+                            max_length: int) -> None:
+    """The arguments every training-speed benchmark takes: records, bases, batch shape, steps, dtype, threads."""
+    parser.add_argument("--records", type=Path, required=True, help="SFT records (JSONL) from train-data")
+    parser.add_argument("--base", action="append", required=True, metavar=base_metavar)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help="conversations per step")
+    parser.add_argument("--max-length", type=int, default=max_length)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps (per mode), after one warm-up step")
+    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast (a CPU without AVX-512 BF16)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--json-out", type=Path)
+
+
+def parse_training_bench_args(parser: argparse.ArgumentParser, base_usage: str
+                              ) -> Tuple[argparse.Namespace, List[Tuple[str, str]]]:
+    """Parse and check what add_training_bench_args added (exiting with a usage error that says what to pass),
+    set torch's threads, and return the args with the (name, base) pairs."""
+    args = parser.parse_args()
+    bases = [spec.split("=", 1) for spec in args.base]
+    if any(len(b) != 2 or not all(b) for b in bases):
+        parser.error(f"each --base is {base_usage}")
+    if args.steps < 1 or args.batch_size < 1:
+        parser.error("--steps and --batch-size must be at least 1")
+    if not args.records.is_file():
+        parser.error(f"no records file at {args.records}; build one with 'python -m spacy_codeie train-data'")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    return args, [(name, base) for name, base in bases]
+
+
+def write_bench_json(args: argparse.Namespace, rows: Any) -> None:
+    """Write the rows to --json-out, if given, with the settings that produced them."""
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"bf16": not args.fp32, "steps": args.steps, "bases": rows}, indent=1),
+                                 encoding="utf8")
