@@ -330,6 +330,7 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
     tokens."""
     if runtime not in ("auto", "llama.cpp", "transformers"):
         raise ModelLoadError(f"runtime={runtime!r}: use 'auto', 'llama.cpp' or 'transformers'.")
+    gguf = gguf or packaged_gguf()
     if runtime == "auto":
         runtime = "llama.cpp" if _runs_on_cpu(device) and llama_cpp_installed() else "transformers"
         if runtime == "transformers" and _runs_on_cpu(device):
@@ -339,7 +340,7 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
         if not _runs_on_cpu(device):
             raise ModelLoadError(f"runtime='llama.cpp' runs on the CPU; device={device!r} asks for another. Use "
                                  "runtime 'transformers' for a GPU.")
-        return llama_cpp_model(str(gguf or packaged_gguf()), adapter=adapter, weights=weights,
+        return llama_cpp_model(str(gguf), adapter=adapter, weights=weights,
                                batch_size=batch_size, n_threads=n_threads, max_new_tokens=max_new_tokens,
                                answer_budget=answer_budget, constrained=constrained, progress=progress)
     return _packaged_transformers(adapter, gguf, batch_size=batch_size, max_new_tokens=max_new_tokens,
