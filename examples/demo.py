@@ -1,8 +1,8 @@
 """Extract entities, relations and events from a few texts with the embedded default model (offline, CPU).
 
-Run with `make demo`. The default is SmolLM2-135M-Instruct with the code-IE LoRA adapter shipped in the
-package (see spacy_codeie/models/default_adapter_compact/MODEL_CARD.md): no demonstration needed; expect the answers
-of a 135M model.
+Run with `make demo`. The default is Gemma-3-270M with the code-IE LoRA adapter shipped in the package (see
+spacy_codeie/models/default_adapter_gemma/MODEL_CARD.md; the Gemma Terms of Use apply): no demonstration needed;
+expect the answers of a 270M model.
 """
 import spacy
 
@@ -24,7 +24,7 @@ def main() -> None:
     nlp = spacy.blank("en")
     nlp.add_pipe("codeie", config={
         "schema": SCHEMA,
-        "model": {"@llm_models": "spacy_codeie.DefaultModel.v5", "progress": True},
+        "model": {"@llm_models": "spacy_codeie.DefaultModel.v6", "progress": True},
     })
     for doc in nlp.pipe(TEXTS):
         print(f"\n{doc.text}")

