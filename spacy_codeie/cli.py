@@ -167,7 +167,8 @@ def _common(p: argparse.ArgumentParser, needs_model: bool = True) -> None:
         p.add_argument("--schema", help="a schema file (.py of classes, or .json) for a blank pipeline")
         p.add_argument("--model", help="local model folder, .gguf file or hub id (default: the embedded model)")
         p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model (or for the default base model)")
-        p.add_argument("--batch-size", type=int, default=8, help="prompts per generation batch")
+        p.add_argument("--batch-size", type=int, default=None,
+                       help="prompts per generation batch (default: 8 with --model, else the embedded model's own)")
         p.add_argument("--doc-batch-size", type=int, default=64, help="docs per nlp.pipe batch")
         p.add_argument("--max-new-tokens", type=int, default=256)
         p.add_argument("--quiet", action="store_true", help="no progress bar")

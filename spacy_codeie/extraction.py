@@ -25,12 +25,13 @@ def build_nlp(
     model: Optional[str] = None,
     adapter: Optional[str] = None,
     lang: str = "en",
-    batch_size: int = 8,
+    batch_size: Optional[int] = None,
     max_new_tokens: int = 256,
     progress: bool = False,
     overrides: Optional[Dict[str, Any]] = None,
 ) -> Language:
-    """A pipeline from a saved folder or config file, or a blank one with a codeie component for a schema."""
+    """A pipeline from a saved folder or config file, or a blank one with a codeie component for a schema
+    (its model block: `model_config`)."""
     if pipeline:
         path = Path(pipeline)
         if path.suffix == ".cfg":
@@ -39,22 +40,28 @@ def build_nlp(
         return spacy.load(path, config=overrides or {})
     if not schema:
         raise CodeIEError("Give --pipeline (a saved pipeline folder or .cfg file) or --schema (a .py or .json file).")
-    if model:
-        model_cfg: Dict[str, Any] = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": model,
-                                     "batch_size": batch_size, "max_new_tokens": max_new_tokens, "progress": progress}
-        if adapter:
-            model_cfg["adapter"] = adapter
-    else:
-        # The embedded default (base + shipped adapter), or the same base with the adapter given.
-        model_cfg = {"@llm_models": "spacy_codeie.DefaultModel.v6", "batch_size": batch_size,
-                     "max_new_tokens": max_new_tokens, "progress": progress}
-        if adapter:
-            model_cfg = {**model_cfg, "@llm_models": "spacy_codeie.PackagedBase.v1", "base": DEFAULT_PACKAGED_BASE,
-                         "adapter": adapter}
+    model_cfg = model_config(model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
     nlp = blank_pipeline(lang)
     nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
                                    "model": model_cfg})
     return nlp
+
+
+def model_config(model: Optional[str], adapter: Optional[str], *, batch_size: Optional[int] = None,
+                 max_new_tokens: int = 256, progress: bool = False) -> Dict[str, Any]:
+    """The `model` block for a blank pipeline: `model` (a folder, .gguf file or hub id) on transformers, 8 prompts a
+    batch unless `batch_size` says otherwise; else the embedded default, or its base with `adapter`, at their own
+    batch size (tuned for their runtime) unless `batch_size` is given."""
+    if model:
+        block: Dict[str, Any] = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": model,
+                                 "batch_size": batch_size or 8, "max_new_tokens": max_new_tokens, "progress": progress}
+        return {**block, "adapter": adapter} if adapter else block
+    block = {"@llm_models": "spacy_codeie.DefaultModel.v6", "max_new_tokens": max_new_tokens, "progress": progress}
+    if batch_size:
+        block["batch_size"] = batch_size
+    if adapter:
+        block.update({"@llm_models": "spacy_codeie.PackagedBase.v1", "base": DEFAULT_PACKAGED_BASE, "adapter": adapter})
+    return block
 
 
 def codeie_component_name(nlp: Language) -> str:

@@ -36,6 +36,22 @@ def test_extract_text_file_with_a_local_model(tiny_model_dir, schema_file, tmp_p
     assert "codeie extract" in capsys.readouterr().err  # progress bar
 
 
+def test_the_model_block_keeps_the_embedded_models_own_batch_size_unless_asked():
+    from spacy_codeie.extraction import model_config
+    from spacy_codeie.models import registry
+
+    default = model_config(None, None)
+    assert default["@llm_models"] == "spacy_codeie.DefaultModel.v6" and "batch_size" not in default
+    assert model_config(None, None, batch_size=16)["batch_size"] == 16
+    own = model_config(None, "my-adapter")
+    assert (own["@llm_models"], own["base"], own["adapter"]) == ("spacy_codeie.PackagedBase.v1", "gemma3-270m",
+                                                                 "my-adapter")
+    assert own["base"] in registry.PACKAGED_BASES and "batch_size" not in own
+    local = model_config("path/to/model", "my-adapter", max_new_tokens=32)
+    assert (local["name"], local["adapter"], local["batch_size"], local["max_new_tokens"]) == (
+        "path/to/model", "my-adapter", 8, 32)
+
+
 def test_evaluate_writes_table_and_json(tiny_model_dir, schema_file, tmp_path, capsys):
     test = shared_file("conll04", "test")
     out = tmp_path / "scores.json"
