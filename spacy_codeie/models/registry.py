@@ -383,6 +383,7 @@ def default_model_v6(
                          max_new_tokens=max_new_tokens, answer_budget=answer_budget, device=device,
                          constrained=constrained, progress=progress, weights=weights, dtype=dtype, n_threads=n_threads)
 
+
 def llama_cpp_installed() -> bool:
     """Whether llama-cpp-python imports (it can be installed yet broken, e.g. a missing dependency)."""
     if importlib.util.find_spec("llama_cpp") is None:
