@@ -15,6 +15,7 @@ from spacy_codeie.training.conversations import (
     conversation_records,
     merge_entity_types,
     rename_labels,
+    split_entity_types,
 )
 from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
 from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
@@ -183,6 +184,38 @@ def test_conversations_with_merged_types_answer_every_mention_with_the_coarse_cl
                        "Dora and Eve sang.": 'C("Dora"), C("Eve")]'}
 
 
+def test_split_shows_names_and_nominals_as_two_classes_and_answers_names_with_the_name_class():
+    schema = schema_from_dict(entities={"PER": "a person"})
+    convs = list(conversation_records(RECORDS, schema, dataset="toy", lang="en", prompt=CompactPrompt(),
+                                      augment=AugmentSettings.off(), seed=0, max_turns=4, split_rate=1.0))
+    for conv in convs:
+        assert conv["augment"] == ["split"]
+        classes = conv["schema"]["entities"]
+        (nominal_label,) = set(classes) - {"PER"}
+        name, nominal = classes["PER"]["class_name"], classes[nominal_label]["class_name"]
+        assert name.startswith("Per") and nominal.startswith("Per") and name != nominal
+        assert classes["PER"]["description"].startswith("a person, ")
+        assert classes[nominal_label]["description"].startswith("a person, ")
+        prompt = conv["turns"][0]["prompt"]
+        assert f"class {name}(Entity)" in prompt and f"class {nominal}(Entity)" in prompt
+        for turn in conv["turns"]:
+            assert nominal not in turn["completion"]  # the corpus marks names only
+        assert any(f'{name}("' in t["completion"] for t in conv["turns"]) or all(
+            t["completion"] == "]" for t in conv["turns"])
+
+
+def test_split_leaves_types_a_relation_names_and_never_fires_at_rate_zero():
+    schema = schema_from_dict(entities={"PER": "person", "ORG": "organization", "LOC": "place"},
+                              relations={"WORKS_FOR": {"head": "PER", "tail": "ORG"}})
+    view = SchemaView(schema, frozenset({"PER", "ORG", "LOC", "WORKS_FOR"}), ())
+    assert split_entity_types(view, 0.0, random.Random(0)) is view
+    out = split_entity_types(view, 1.0, random.Random(0))
+    labels = [e.label for e in out.schema.entities]
+    assert labels[:2] == ["PER", "ORG"] and labels[2] == "LOC" and len(labels) == 4
+    assert labels[3] in out.targets and labels[3].startswith("LOC.")
+    assert out.applied == ("split",)
+
+
 def test_dev_split_is_held_out_of_training(tmp_path):
     path = shared_file("wikiann", "train")
     dev = {}
@@ -205,6 +238,8 @@ def test_conversation_settings_are_checked():
         ConversationSettings(rename_rate=2.0)
     with pytest.raises(Exception, match="abbreviate_rate"):
         ConversationSettings(abbreviate_rate=-0.1)
+    with pytest.raises(Exception, match="split_rate"):
+        ConversationSettings(split_rate=1.5)
 
 
 def test_a_trained_adapter_declares_its_style_and_the_component_uses_it(tiny_chat_model_dir, tmp_path):

@@ -135,6 +135,51 @@ def merge_entity_types(view: SchemaView, rate: float, rng: random.Random) -> Tup
     return SchemaView(coarse, frozenset(targets), applied), Merge(label, (first.label, second.label))
 
 
+# (name class suffix, nominal class suffix, what the name class holds, what the nominal class holds): the ways
+# label sets that split names from nominal mentions (ACE, ERE, Weibo) tend to write the pair.
+_SPLIT_STYLES = (
+    ("Nam", "Nom", "named mention (a proper name)", "nominal mention (a common noun phrase, not a name)"),
+    ("Name", "Nominal", "a proper name", "a nominal mention: a common noun or noun phrase that refers to one "
+     "without naming it"),
+    ("Named", "Generic", "referred to by its name", "referred to generically, by a common noun, not by name"),
+)
+
+
+def split_entity_types(view: SchemaView, rate: float, rng: random.Random) -> SchemaView:
+    """With chance `rate`, show each entity type of the view as two finer classes, its names and its nominal
+    mentions ('PerNam' and 'PerNom'), as label sets that follow ACE or ERE do. The corpora mark names only, so
+    gold mentions are answered with the name class and the nominal class is an absent type: the model learns to
+    put a name in the class the prompt reserves for names, not in its nominal sibling. Only types no relation or
+    role of the view names are split, and only when both class names are free."""
+    if rate <= 0 or rng.random() >= rate:
+        return view
+    schema = view.schema
+    named = entity_labels_named_by(schema.types)
+    name_suffix, nominal_suffix, name_gloss, nominal_gloss = rng.choice(_SPLIT_STYLES)
+    taken = {t.class_name for t in schema.types} | set(RESERVED_CLASS_NAMES)
+    labels = {t.label for t in schema.types}
+    entities: List[EntityType] = []
+    targets = set(view.targets)
+    split = False
+    for e in schema.entities:
+        name, nominal = e.class_name + name_suffix, e.class_name + nominal_suffix
+        nominal_label = f"{e.label}.{nominal_suffix.upper()}"
+        if (e.label in named or e.label not in view.targets or name in taken or nominal in taken
+                or nominal_label in labels or not name.isidentifier()):
+            entities.append(e)
+            continue
+        taken |= {name, nominal}
+        head = f"{e.description}, " if e.description else ""
+        entities.append(replace(e, class_name=name, description=head + name_gloss))
+        entities.append(EntityType(label=nominal_label, class_name=nominal, description=head + nominal_gloss))
+        targets.add(nominal_label)
+        split = True
+    if not split:
+        return view
+    finer = Schema.build(entities, schema.relations, schema.events)
+    return SchemaView(finer, frozenset(targets), tuple(sorted(set(view.applied) | {"split"})))
+
+
 def answered_as(instances: Sequence[Any], merge: Optional[Merge]) -> List[Any]:
     """Gold instances with the merged types' labels replaced by the merged class's, once per mention."""
     if merge is None:
@@ -165,6 +210,7 @@ def conversation_records(
     rename_rate: float = 0.0,
     abbreviate_rate: float = 0.0,
     merge_rate: float = 0.0,
+    split_rate: float = 0.0,
 ) -> Iterator[Dict[str, Any]]:
     """Conversations of 1..max_turns windows (at most max_chars of sentence text), in a seeded random order."""
     nlp = blank_pipeline(lang)
@@ -191,8 +237,11 @@ def conversation_records(
         present = frozenset().union(*(present_labels(doc, window) for _, doc, window in chunk))
         view = schema_view(schema, present, augment, rng)
         view = rename_labels(view, synonyms or {}, rename_rate, rng, abbreviate_rate)
+        view = split_entity_types(view, split_rate, rng)
         fine = view
-        view, merge = merge_entity_types(view, merge_rate, rng)
+        merge = None
+        if "split" not in view.applied:  # a merge would join a name class with its nominal sibling
+            view, merge = merge_entity_types(view, merge_rate, rng)
         solved = [(window.text, answered_as(gold_instances(doc, window, fine.schema, fine.targets), merge))
                   for _, doc, window in chunk]
         turns = prompt.render_conversation(view.schema, solved)

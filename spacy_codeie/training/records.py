@@ -174,7 +174,8 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
                                          window_size=window_size, synonyms=settings.synonyms(),
                                          rename_rate=settings.rename_rate,
                                          abbreviate_rate=settings.abbreviate_rate,
-                                         merge_rate=settings.merge_rate))
+                                         merge_rate=settings.merge_rate,
+                                         split_rate=settings.split_rate))
 
     out: List[Dict[str, Any]] = []
     if spec.relations_from_events != "only":
@@ -211,7 +212,7 @@ def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[st
         schema = schema_from_json(spec.schema)
         if conversations is not None:
             out.extend(_conversations(held, schema, spec, prompt, off, seed, window_size,
-                                      replace(conversations, rename_rate=0.0, abbreviate_rate=0.0)))
+                                      replace(conversations, rename_rate=0.0, abbreviate_rate=0.0, split_rate=0.0)))
         else:
             out.extend(sft_records_for(held, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
                                        augment=off, seed=seed, window_size=window_size))
@@ -228,11 +229,12 @@ class ConversationSettings:
     synonyms_path: str = ""  # JSON {label: [class names]}
     abbreviate_rate: float = 0.0  # chance to shorten a (not renamed) type's class name to a tag: 'Person' -> 'Per'
     merge_rate: float = 0.0  # chance to show two entity types as one coarser class ('PersonOrOrganization')
+    split_rate: float = 0.0  # chance to show each entity type as a name class and a nominal one ('PerNam', 'PerNom')
 
     def __post_init__(self) -> None:
         if self.max_turns < 1 or self.max_chars < 1:
             raise CodeIEError("data.conversations: max_turns and max_chars must be positive.")
-        for name in ("rename_rate", "abbreviate_rate", "merge_rate"):
+        for name in ("rename_rate", "abbreviate_rate", "merge_rate", "split_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise CodeIEError(f"data.conversations.{name} must be a probability between 0 and 1.")
 
