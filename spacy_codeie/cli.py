@@ -12,6 +12,7 @@ import srsly
 from .entity_errors import errors_markdown
 from .errors import CodeIEError
 from .extraction import build_nlp, codeie_component, codeie_component_name, extract_records, roundtrip_scores
+from .models.registry import PACKAGED_BASES
 from .readers import blank_pipeline
 from .scoring import SCORE_ROWS, evaluate_keeping_predictions
 
@@ -40,7 +41,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
-                    lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens)
+                    base=args.base, lang=args.lang, batch_size=args.batch_size,
+                    max_new_tokens=args.max_new_tokens)
     codeie_component_name(nlp)  # fail before reading the input if there is no codeie component
     records = list(_texts(Path(args.input), args.limit))
     out = Path(args.output)
@@ -72,8 +74,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .readers import examples_from_jsonl
 
     nlp = build_nlp(pipeline=args.pipeline, schema=args.schema, model=args.model, adapter=args.adapter,
-                    lang=args.lang, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
-                    progress=not args.quiet)
+                    base=args.base, lang=args.lang, batch_size=args.batch_size,
+                    max_new_tokens=args.max_new_tokens, progress=not args.quiet)
     cfg = codeie_component(nlp).cfg
     examples = examples_from_jsonl(args.test, nlp, limit=args.limit, spans_key=cfg["spans_key"],
                                    relations_extension=cfg["relations_extension"],
@@ -166,7 +168,10 @@ def _common(p: argparse.ArgumentParser, needs_model: bool = True) -> None:
         p.add_argument("--pipeline", help="a saved spaCy pipeline folder or a .cfg file with a codeie component")
         p.add_argument("--schema", help="a schema file (.py of classes, or .json) for a blank pipeline")
         p.add_argument("--model", help="local model folder, .gguf file or hub id (default: the embedded model)")
-        p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model (or for the default base model)")
+        p.add_argument("--adapter", help="a LoRA adapter folder (peft) for --model, or without --model for the "
+                       "packaged base it was trained from (its adapter_config.json says which; else --base)")
+        p.add_argument("--base", choices=sorted(PACKAGED_BASES),
+                       help="the packaged base for --adapter without --model (default: the one the adapter names)")
         p.add_argument("--batch-size", type=int, default=None,
                        help="prompts per generation batch (default: 8 with --model, else the embedded model's own)")
         p.add_argument("--doc-batch-size", type=int, default=64, help="docs per nlp.pipe batch")

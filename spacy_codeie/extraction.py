@@ -11,7 +11,7 @@ import spacy
 from spacy.language import Language
 
 from .errors import CodeIEError
-from .models.registry import DEFAULT_PACKAGED_BASE
+from .models.registry import DEFAULT_PACKAGED_BASE, packaged_base_of
 from .readers import blank_pipeline
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ def build_nlp(
     schema: Optional[str] = None,
     model: Optional[str] = None,
     adapter: Optional[str] = None,
+    base: Optional[str] = None,
     lang: str = "en",
     batch_size: Optional[int] = None,
     max_new_tokens: int = 256,
@@ -40,18 +41,24 @@ def build_nlp(
         return spacy.load(path, config=overrides or {})
     if not schema:
         raise CodeIEError("Give --pipeline (a saved pipeline folder or .cfg file) or --schema (a .py or .json file).")
-    model_cfg = model_config(model, adapter, batch_size=batch_size, max_new_tokens=max_new_tokens, progress=progress)
+    model_cfg = model_config(model, adapter, base=base, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                             progress=progress)
     nlp = blank_pipeline(lang)
     nlp.add_pipe("codeie", config={"schema": {"@misc": "spacy_codeie.schema_from_file.v1", "path": schema},
                                    "model": model_cfg})
     return nlp
 
 
-def model_config(model: Optional[str], adapter: Optional[str], *, batch_size: Optional[int] = None,
-                 max_new_tokens: int = 256, progress: bool = False) -> Dict[str, Any]:
+def model_config(model: Optional[str], adapter: Optional[str], *, base: Optional[str] = None,
+                 batch_size: Optional[int] = None, max_new_tokens: int = 256, progress: bool = False
+                 ) -> Dict[str, Any]:
     """The `model` block for a blank pipeline: `model` (a folder, .gguf file or hub id) on transformers, 8 prompts a
-    batch unless `batch_size` says otherwise; else the embedded default, or its base with `adapter`, at their own
-    batch size (tuned for their runtime) unless `batch_size` is given."""
+    batch unless `batch_size` says otherwise; else the embedded default, or a packaged base with `adapter` (`base`,
+    else the one the adapter's config names, else the default's), at their own batch size (tuned for their
+    runtime) unless `batch_size` is given."""
+    if model and base:
+        raise CodeIEError(f"Both a model ({model!r}) and a packaged base ({base!r}): the base is for an adapter run "
+                          "without --model; give one of them.")
     if model:
         block: Dict[str, Any] = {"@llm_models": "spacy_codeie.HuggingFace.v1", "name": model,
                                  "batch_size": batch_size or 8, "max_new_tokens": max_new_tokens, "progress": progress}
@@ -59,8 +66,12 @@ def model_config(model: Optional[str], adapter: Optional[str], *, batch_size: Op
     block = {"@llm_models": "spacy_codeie.DefaultModel.v6", "max_new_tokens": max_new_tokens, "progress": progress}
     if batch_size:
         block["batch_size"] = batch_size
+    if base and not adapter:
+        raise CodeIEError(f"A base ({base!r}) without an adapter: give --adapter, or leave out --base to run the "
+                          "embedded default.")
     if adapter:
-        block.update({"@llm_models": "spacy_codeie.PackagedBase.v1", "base": DEFAULT_PACKAGED_BASE, "adapter": adapter})
+        base = base or packaged_base_of(adapter) or DEFAULT_PACKAGED_BASE
+        block.update({"@llm_models": "spacy_codeie.PackagedBase.v1", "base": base, "adapter": adapter})
     return block
 
 

@@ -52,6 +52,34 @@ def test_the_model_block_keeps_the_embedded_models_own_batch_size_unless_asked()
         "path/to/model", "my-adapter", 8, 32)
 
 
+def test_an_adapter_without_a_model_runs_on_the_base_its_config_names(tmp_path):
+    from spacy_codeie.errors import CodeIEError
+    from spacy_codeie.extraction import model_config
+    from spacy_codeie.models import registry
+
+    def adapter(name, base):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+        return str(folder)
+
+    smol = adapter("smol", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    gemma = adapter("gemma", "/root/.cache/gemma3_270m/gemma-3-270m-Q4_K_M.gguf")
+    other = adapter("other", "meta-llama/Llama-3.2-1B")
+    assert registry.packaged_base_of(smol) == "smollm2-135m-instruct"
+    assert registry.packaged_base_of(gemma) == "gemma3-270m"
+    assert registry.packaged_base_of(other) is None and registry.packaged_base_of(tmp_path / "missing") is None
+    assert model_config(None, smol)["base"] == "smollm2-135m-instruct"
+    assert model_config(None, other)["base"] == registry.DEFAULT_PACKAGED_BASE
+    assert model_config(None, smol, base="gemma3-270m")["base"] == "gemma3-270m"  # an explicit base wins
+    with pytest.raises(CodeIEError, match="without an adapter"):
+        model_config(None, None, base="gemma3-270m")
+    with pytest.raises(CodeIEError, match="give one of them"):
+        model_config("path/to/model", smol, base="gemma3-270m")
+    with pytest.raises(SystemExit):  # argparse refuses a base the package does not know
+        main(["extract", "in.txt", "out.jsonl", "--schema", "s.json", "--adapter", smol, "--base", "llama"])
+
+
 def test_evaluate_writes_table_and_json(tiny_model_dir, schema_file, tmp_path, capsys):
     test = shared_file("conll04", "test")
     out = tmp_path / "scores.json"

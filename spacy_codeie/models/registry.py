@@ -354,6 +354,27 @@ def _packaged_base_on(runtime: str, adapter: Optional[str], *, batch_size: int, 
 GEMMA_ADAPTER = Path(__file__).parent / "default_adapter_gemma"
 # The base of the embedded default since DefaultModel.v6: what an adapter trained by configs/default.cfg runs on.
 DEFAULT_PACKAGED_BASE = "gemma3-270m"
+# Pieces of a hub id or GGUF file name that tell which packaged base an adapter was trained from.
+_BASE_MARKERS = (("smollm2-135m", "smollm2-135m-instruct"), ("gemma-3-270m", "gemma3-270m"),
+                 ("gemma3-270m", "gemma3-270m"))
+
+
+def packaged_base_of(adapter: Union[str, Path]) -> Optional[str]:
+    """The packaged base an adapter folder was trained from, by the `base_model_name_or_path` of its
+    adapter_config.json (a hub id, or the path of the GGUF file it was trained on); None when that names
+    neither, or the folder has no readable config. An adapter only works on its own base, so a tool that is
+    given one without a model picks the base from here rather than assuming the default's."""
+    import json
+
+    try:
+        saved = json.loads((Path(adapter).expanduser() / "adapter_config.json").read_text(encoding="utf8"))
+    except (OSError, ValueError):
+        return None
+    named = str(saved.get("base_model_name_or_path") or "").lower() if isinstance(saved, dict) else ""
+    for marker, base in _BASE_MARKERS:
+        if marker in named:
+            return base
+    return None
 
 
 @llm_registry.llm_models("spacy_codeie.DefaultModel.v6")
