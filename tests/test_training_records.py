@@ -125,7 +125,8 @@ def test_triggerless_gold_events_are_left_out_of_code_style_records_with_a_warni
 
 @pytest.mark.parametrize("dataset,lang,derive,arguments", [
     ("conll04", "en", "off", "untyped"), ("phee", "en", "also", "untyped"), ("phee", "en", "only", "typed"),
-    ("fewfc_zh", "zh", "only", "untyped"), ("fewfc_zh", "zh", "only", "typed"), ("wikiann", "xx", "off", "untyped")])
+    ("fewfc_zh", "zh", "only", "untyped"), ("fewfc_zh", "zh", "only", "typed"), ("wikiann", "xx", "off", "untyped"),
+    ("phee", "en", "joint", "typed"), ("fewfc_zh", "zh", "joint", "typed")])
 def test_every_augmented_record_round_trips_through_the_component(dataset, lang, derive, arguments):
     """A record's gold completion, parsed and aligned by the component, scores F1 = 1 against itself,
     and a wrong answer does not: the records say what the component reads back."""
@@ -140,6 +141,23 @@ def test_every_augmented_record_round_trips_through_the_component(dataset, lang,
         assert record["prompt"].endswith("results = [")
         assert scorer.score(record, record["completion"]) == 1.0
     assert all(scorer.score(r, "]") == 0.0 for r in with_instances)
+
+
+def test_joint_records_ask_for_entities_relations_and_events_in_one_answer():
+    path = shared_file("phee", "train")
+    spec = DatasetSpec("phee", str(path), str(path.parent / "labels.json"), "en", limit=25,
+                       relations_from_events="joint", relation_arguments="typed")
+    records = build_sft_records([spec], augment=AugmentSettings.off(), seed=0)
+    joint = [r for r in records if r["dataset"] == "phee-joint"]
+    assert joint and len(records) == 2 * len(joint)  # the event records stay, as with "also"
+    for record in joint:
+        assert record["schema"]["entities"] and record["schema"]["relations"] and record["schema"]["events"]
+    event_classes = [e["class_name"] for e in joint[0]["schema"]["events"].values()]
+    relation_classes = [r["class_name"] for r in joint[0]["schema"]["relations"].values()]
+    both = [r["completion"] for r in joint
+            if any(f"{c}(" in r["completion"] for c in event_classes)
+            and any(f"{c}(" in r["completion"] for c in relation_classes)]
+    assert both  # gold answers that hold a relation and an event together
 
 
 def test_records_are_deterministic_and_capped(tmp_path):

@@ -4,7 +4,8 @@ Two arguments of one event stand in a relation ("the subject of an adverse event
 type contributes its most frequent pair of co-occurring roles as one relation type, so an event corpus also
 teaches the relation format `Rel(Entity("a"), Entity("b"))` on real text. Typed, every argument span is also an
 entity of its role's class and the relations join those classes (`Rel(Effect("a"), Treatment("b"))`), which is
-how NER + RE schemas ask: entities and relations in one answer.
+how NER + RE schemas ask: entities and relations in one answer. Joint, the events stay beside them, as a schema
+that asks for entities, relations and events at once does (the component's own examples do).
 """
 from __future__ import annotations
 
@@ -44,9 +45,10 @@ def role_entity_types(schema: Schema) -> Dict[str, EntityType]:
     return out
 
 
-def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]], typed: bool = False
-                    ) -> Optional[Schema]:
-    """The derived relation types; `typed` adds an entity type per role and types the relations' arguments."""
+def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]], typed: bool = False,
+                    with_events: bool = False) -> Optional[Schema]:
+    """The derived relation types; `typed` adds an entity type per role and types the relations' arguments;
+    `with_events` keeps the corpus's event types beside them (one schema asking for all three)."""
     events = {e.label: e for e in schema.events}
     relations = []
     for label, (event, head, tail) in types.items():
@@ -57,13 +59,15 @@ def relation_schema(schema: Schema, types: Dict[str, Tuple[str, str, str]], type
                                       tail=(tail,) if typed else (ANY_ENTITY,), description=description))
     if not relations:
         return None
-    return Schema.build(role_entity_types(schema).values() if typed else [], relations, [])
+    return Schema.build(role_entity_types(schema).values() if typed else [], relations,
+                        schema.events if with_events else [])
 
 
-def relation_record(record: Dict[str, Any], types: Dict[str, Tuple[str, str, str]], typed: bool = False
-                    ) -> Dict[str, Any]:
+def relation_record(record: Dict[str, Any], types: Dict[str, Tuple[str, str, str]], typed: bool = False,
+                    keep_events: bool = False) -> Dict[str, Any]:
     """The record's events rewritten as relations between argument spans: untyped, only the spans in a relation,
-    as `Entity`; typed, every argument span as an entity labelled with its role."""
+    as `Entity`; typed, every argument span as an entity labelled with its role. `keep_events` keeps the events
+    too, for a joint record (entities, relations and events in one answer)."""
     by_event = {(event, head, tail): label for label, (event, head, tail) in types.items()}
     entities: List[Dict[str, Any]] = []
     index: Dict[Tuple[int, int, str], int] = {}
@@ -90,4 +94,5 @@ def relation_record(record: Dict[str, Any], types: Dict[str, Tuple[str, str, str
                 for t in tails:
                     relations.append({"head": entity(h), "tail": entity(t), "label": label})
     return {**{k: v for k, v in record.items() if k not in ("entities", "relations", "events")},
-            "entities": entities, "relations": relations, "events": []}
+            "entities": entities, "relations": relations,
+            "events": list(record.get("events") or ()) if keep_events else []}

@@ -24,7 +24,7 @@ from .augment import AugmentSettings, schema_view, with_decoys
 from .derived import event_relation_types, relation_record, relation_schema
 from .fields import from_section
 
-RelationsFromEvents = Literal["off", "also", "only"]
+RelationsFromEvents = Literal["off", "also", "only", "joint"]
 RelationArguments = Literal["untyped", "typed"]
 
 
@@ -38,7 +38,8 @@ class DatasetSpec:
     lang: str = "en"
     limit: int = 0  # a seeded random sample of this many records (0: all)
     dev: int = 0  # records held out of training for the dev split (seeded), before `limit` applies
-    # "also"/"only": relation records derived from its events (derived.py), besides or instead of event records
+    # "also"/"only": relation records derived from its events (derived.py), besides or instead of event records;
+    # "joint": besides event records, records that ask for the derived relations and the events in one schema
     relations_from_events: RelationsFromEvents = "off"
     # "typed": the derived records also list each argument span as an entity of its role's class, and the
     # relations join those classes (NER + RE in one answer); "untyped": relations between bare `Entity` spans
@@ -157,7 +158,7 @@ def build_sft_records(
                                        augment=augment, seed=seed, window_size=window_size, progress=progress))
         derived = _derived_relations(records, schema, spec)
         if derived is not None:
-            out.extend(sft_records_for(derived[0], derived[1], dataset=f"{spec.name}-relations", lang=spec.lang,
+            out.extend(sft_records_for(derived[0], derived[1], dataset=_derived_name(spec), lang=spec.lang,
                                        prompt=prompt, augment=augment, seed=seed, window_size=window_size,
                                        progress=progress))
     random.Random(seed).shuffle(out)
@@ -182,8 +183,12 @@ def _conversations(records, schema: Schema, spec: DatasetSpec, prompt, augment: 
         out.extend(convert(records, schema, spec.name))
     derived = _derived_relations(records, schema, spec)
     if derived is not None:
-        out.extend(convert(derived[0], derived[1], f"{spec.name}-relations"))
+        out.extend(convert(derived[0], derived[1], _derived_name(spec)))
     return out
+
+
+def _derived_name(spec: DatasetSpec) -> str:
+    return f"{spec.name}-{'joint' if spec.relations_from_events == 'joint' else 'relations'}"
 
 
 def _derived_relations(records, schema: Schema, spec: DatasetSpec
@@ -192,11 +197,12 @@ def _derived_relations(records, schema: Schema, spec: DatasetSpec
     if spec.relations_from_events == "off" or not schema.events:
         return None
     typed = spec.relation_arguments == "typed"
+    joint = spec.relations_from_events == "joint"
     types = event_relation_types(schema, records)
-    derived = relation_schema(schema, types, typed=typed)
+    derived = relation_schema(schema, types, typed=typed, with_events=joint)
     if derived is None:
         return None
-    return [relation_record(r, types, typed=typed) for r in records], derived
+    return [relation_record(r, types, typed=typed, keep_events=joint) for r in records], derived
 
 
 def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[str, Any]]], *, prompt,
