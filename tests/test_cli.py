@@ -61,6 +61,7 @@ def test_an_adapter_without_a_model_runs_on_the_base_its_config_names(tmp_path):
         folder = tmp_path / name
         folder.mkdir()
         (folder / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}))
+        (folder / "adapter_model.safetensors").write_bytes(b"")  # only its presence is read here
         return str(folder)
 
     smol = adapter("smol", "HuggingFaceTB/SmolLM2-135M-Instruct")

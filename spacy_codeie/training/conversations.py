@@ -160,7 +160,6 @@ def split_entity_types(view: SchemaView, rate: float, rng: random.Random) -> Sch
     labels = {t.label for t in schema.types}
     entities: List[EntityType] = []
     targets = set(view.targets)
-    split = False
     for e in schema.entities:
         name, nominal = e.class_name + name_suffix, e.class_name + nominal_suffix
         nominal_label = f"{e.label}.{nominal_suffix.upper()}"
@@ -173,8 +172,7 @@ def split_entity_types(view: SchemaView, rate: float, rng: random.Random) -> Sch
         entities.append(replace(e, class_name=name, description=head + name_gloss))
         entities.append(EntityType(label=nominal_label, class_name=nominal, description=head + nominal_gloss))
         targets.add(nominal_label)
-        split = True
-    if not split:
+    if len(entities) == len(schema.entities):  # no type could be split
         return view
     finer = Schema.build(entities, schema.relations, schema.events)
     return SchemaView(finer, frozenset(targets), tuple(sorted(set(view.applied) | {"split"})))
