@@ -18,7 +18,13 @@ from spacy_codeie.training.conversations import (
     split_entity_types,
 )
 from spacy_codeie.training.finetune import conversation_ids, load_for_training, tokenize_records
-from spacy_codeie.training.records import ConversationSettings, DatasetSpec, build_sft_records, split_dev
+from spacy_codeie.training.records import (
+    ConversationSettings,
+    DatasetSpec,
+    build_sft_records,
+    dev_sft_records,
+    split_dev,
+)
 
 RECORDS = [
     {"id": str(i), "lang": "en", "text": text, "relations": [], "events": [],
@@ -214,6 +220,17 @@ def test_split_leaves_types_a_relation_names_and_never_fires_at_rate_zero():
     assert labels[:2] == ["PER", "ORG"] and labels[2] == "LOC" and len(labels) == 4
     assert labels[3] in out.targets and labels[3].startswith("LOC.")
     assert out.applied == ("split",)
+
+
+def test_dev_conversations_show_the_schema_as_at_inference_whatever_the_view_rates():
+    path = shared_file("wikiann", "train")
+    spec = DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), lang="xx", limit=30, dev=12)
+    dev = {}
+    varied = ConversationSettings(max_turns=3, rename_rate=1.0, synonyms_path="", abbreviate_rate=1.0,
+                                  merge_rate=1.0, split_rate=1.0)
+    build_sft_records([spec], prompt=CompactPrompt(), conversations=varied, dev=dev)
+    held = dev_sft_records([spec], dev, prompt=CompactPrompt(), seed=0, window_size=1000, conversations=varied)
+    assert held and all(record["augment"] == [] for record in held)
 
 
 def test_dev_split_is_held_out_of_training(tmp_path):

@@ -218,7 +218,8 @@ def dev_sft_records(datasets: Sequence[DatasetSpec], dev: Dict[str, List[Dict[st
         schema = schema_from_json(spec.schema)
         if conversations is not None:
             out.extend(_conversations(held, schema, spec, prompt, off, seed, window_size,
-                                      replace(conversations, rename_rate=0.0, abbreviate_rate=0.0, split_rate=0.0)))
+                                      replace(conversations, rename_rate=0.0, abbreviate_rate=0.0, merge_rate=0.0,
+                                              split_rate=0.0)))
         else:
             out.extend(sft_records_for(held, schema, dataset=spec.name, lang=spec.lang, prompt=prompt,
                                        augment=off, seed=seed, window_size=window_size))
