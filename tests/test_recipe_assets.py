@@ -1,27 +1,30 @@
 """The default recipe's assets: a synonym that can never be used, or a key that matches no label, would drop out
 of the training data without a word, so they are checked here."""
-import keyword
 from pathlib import Path
 
 import pytest
-import srsly
 
 from spacy_codeie.schema.loaders import schema_from_json
-from spacy_codeie.schema.types import RESERVED_CLASS_NAMES
 from spacy_codeie.training.config import datasets, load_config
+from spacy_codeie.training.conversations import usable_class_name
+from spacy_codeie.training.records import ConversationSettings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SYNONYMS = CONFIGS / "assets" / "label_synonyms.json"
 
 
+def recipe_synonyms():
+    """The synonyms as the recipe reads them (the loader checks the file's shape)."""
+    return ConversationSettings(synonyms_path=str(SYNONYMS)).synonyms()
+
+
 def test_every_synonym_is_a_class_name_the_renderer_accepts():
-    synonyms = srsly.read_json(SYNONYMS)
+    synonyms = recipe_synonyms()
     assert synonyms, "the default recipe's label synonyms are empty"
     for label, names in synonyms.items():
         assert names and len(names) == len(set(names)), label
-        for name in names:
-            assert name.isidentifier() and not keyword.iskeyword(name), (label, name)
-            assert name not in RESERVED_CLASS_NAMES, (label, name)
+        unusable = [name for name in names if not usable_class_name(name)]
+        assert not unusable, (label, unusable)
 
 
 def test_every_synonym_key_is_a_label_of_a_recipe_dataset():
@@ -31,6 +34,6 @@ def test_every_synonym_key_is_a_label_of_a_recipe_dataset():
     if missing:
         pytest.skip(f"the shared datasets are not beside the repository: {missing[0]}")
     labels = {t.label.lower() for path in schema_files for t in schema_from_json(path).types}
-    unused = [key for key in srsly.read_json(SYNONYMS) if key.lower() not in labels]
+    unused = [key for key in recipe_synonyms() if key.lower() not in labels]
     # PERSON serves OntoNotes-style label sets in users' own recipes; every other key is there for the default's
     assert unused == ["PERSON"], f"synonyms for labels no recipe dataset has: {unused}"

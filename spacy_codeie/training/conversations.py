@@ -45,6 +45,12 @@ def abbreviation(name: str, rng: random.Random) -> Optional[str]:
     return short.upper() if rng.random() < 0.4 else short[:1].upper() + short[1:].lower()
 
 
+def usable_class_name(name: str) -> bool:
+    """Whether a name can stand for a type in the rendered code: an identifier that is no keyword and no name the
+    prompt defines itself (a synonym that fails this is never drawn)."""
+    return name.isidentifier() and not keyword.iskeyword(name) and name not in RESERVED_CLASS_NAMES
+
+
 def _plain_and_described(t) -> bool:
     """A type that keeps the class name its label gives and a description to read its meaning from (a masked or
     renamed name, or one without guidelines, is not shortened)."""
@@ -70,8 +76,7 @@ def rename_labels(view: SchemaView, synonyms: Mapping[str, Sequence[str]], rate:
     applied = list(view.applied)
 
     def free(name: str) -> bool:
-        return (name.isidentifier() and not keyword.iskeyword(name) and name not in taken
-                and name not in RESERVED_CLASS_NAMES)
+        return usable_class_name(name) and name not in taken
 
     def vary(types):
         out = []
