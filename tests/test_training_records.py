@@ -168,6 +168,19 @@ def test_records_are_deterministic_and_capped(tmp_path):
     assert first != build_sft_records([spec], seed=2)
 
 
+def test_a_new_seed_draws_new_training_views_over_the_same_dev_split():
+    path = shared_file("wikiann", "train")
+    spec = DatasetSpec("wikiann", str(path), str(path.parent / "labels.json"), "xx", limit=12, dev=5)
+    dev_a, dev_b, dev_c = {}, {}, {}
+    stage_a = build_sft_records([spec], seed=1, dev=dev_a, dev_seed=0)
+    stage_b = build_sft_records([spec], seed=2, dev=dev_b, dev_seed=0)
+    build_sft_records([spec], seed=2, dev=dev_c)  # without dev_seed the split follows seed
+    assert dev_a == dev_b and dev_a != dev_c
+    assert stage_a != stage_b
+    held = {r["text"] for r in dev_a["wikiann"]}
+    assert len(held) == 5 and not any(r["text"] in held for r in stage_a + stage_b)
+
+
 def _labels_file(path, entities, relations=()):
     srsly.write_json(path, {"entity": [{"label": label, "description": d} for label, d in entities.items()],
                             "relation": [{"label": r, "head": ["PER"], "tail": ["PER"]} for r in relations],

@@ -31,9 +31,11 @@ def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
     if data.get("conversations"):
         conversations = from_section(ConversationSettings, dict(data["conversations"]), "[data.conversations]")
     dev: Dict[str, List[Dict[str, Any]]] = {}
+    seed = int(data.get("seed", 0))
+    dev_seed = int(data.get("dev_seed", seed))
     records = build_sft_records(datasets(config), prompt=prompt_style(config), augment=augment_settings(config),
-                                seed=int(data.get("seed", 0)), window_size=int(data.get("window_size", 1000)),
-                                progress=True, conversations=conversations, dev=dev)
+                                seed=seed, window_size=int(data.get("window_size", 1000)),
+                                progress=True, conversations=conversations, dev=dev, dev_seed=dev_seed)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_jsonl(output, records)
@@ -43,7 +45,7 @@ def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
         srsly.write_jsonl(folder / f"{name}.jsonl", held)
     if dev:  # and as SFT records for a dev loss (sft.dev_records)
         srsly.write_jsonl(output.parent / "dev" / "sft.jsonl", dev_sft_records(
-            datasets(config), dev, prompt=prompt_style(config), seed=int(data.get("seed", 0)),
+            datasets(config), dev, prompt=prompt_style(config), seed=dev_seed,
             window_size=int(data.get("window_size", 1000)), conversations=conversations))
     counts: Dict[str, int] = {}
     for r in records:

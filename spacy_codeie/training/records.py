@@ -130,11 +130,13 @@ def build_sft_records(
     progress: bool = False,
     conversations: Optional["ConversationSettings"] = None,
     dev: Optional[Dict[str, List[Dict[str, Any]]]] = None,
+    dev_seed: Optional[int] = None,
 ) -> List[Dict[str, Any]]:
     """The shuffled mix of all datasets' SFT records (NER, RE and EE together).
 
     With `conversations`, records are multi-turn conversations (see conversations.py). Each dataset's `dev`
-    records are held out first and, when `dev` is a dict, stored there by dataset name.
+    records are held out first and, when `dev` is a dict, stored there by dataset name. `dev_seed` (default:
+    `seed`) draws that split, so that a new `seed` gives fresh training views over the same held-out records.
     """
     if not datasets:
         raise CodeIEError("No datasets to convert. List at least one under [data.datasets] in the config.")
@@ -142,7 +144,8 @@ def build_sft_records(
     augment = augment or AugmentSettings()
     out: List[Dict[str, Any]] = []
     for spec in datasets:
-        records, held = split_dev(load_corpus(spec.path, spec.lang), spec.dev, seed, spec.name)
+        records, held = split_dev(load_corpus(spec.path, spec.lang), spec.dev,
+                                  seed if dev_seed is None else dev_seed, spec.name)
         if dev is not None and held:
             dev[spec.name] = held
         if spec.limit and spec.limit < len(records):
