@@ -260,3 +260,36 @@ def test_dpo_prompts_are_a_seeded_pick_over_the_whole_file_in_file_order():
     assert pick_prompts(records, 0, seed=3) == records and pick_prompts(records, 500, seed=3) == records
     with pytest.raises(CodeIEError, match="max_prompts"):
         DPOSettings(max_prompts=-1)
+
+
+def _train_data_config(path, data_lines):
+    wikiann = shared_file("wikiann", "train")
+    path.write_text("[data]\n" + data_lines + "\n\n[data.datasets]\n\n[data.datasets.wikiann]\n"
+                    f'path = "{wikiann}"\nschema = "{wikiann.parent / "labels.json"}"\nlang = "xx"\n'
+                    "dev = 4\nlimit = 10\n\n[augment]\n")
+    return str(path)
+
+
+def test_train_data_command_rebuilds_views_with_a_seed_override_and_keeps_dev(tmp_path, capsys):
+    """`train-data CFG OUT --data.seed N`: a later stage's corpus, over the first stage's dev split."""
+    from spacy_codeie.cli import main
+
+    config = _train_data_config(tmp_path / "recipe.cfg", "seed = 0\ndev_seed = 0")
+    assert main(["train-data", config, str(tmp_path / "s1" / "sft.jsonl")]) == 0
+    assert main(["train-data", config, str(tmp_path / "s2" / "sft.jsonl"), "--data.seed", "2"]) == 0
+    for name in ("wikiann.jsonl", "sft.jsonl"):
+        assert (tmp_path / "s1" / "dev" / name).read_bytes() == (tmp_path / "s2" / "dev" / name).read_bytes()
+    assert (tmp_path / "s1" / "sft.jsonl").read_bytes() != (tmp_path / "s2" / "sft.jsonl").read_bytes()
+
+
+@pytest.mark.parametrize("data_lines, says", [
+    ("seed = 0\ndev_sed = 0", "unknown settings ['dev_sed']"),
+    ('seed = "zero"', "seed must be a whole number"),
+    ("window_size = 0", "window_size must be at least 1"),
+])
+def test_train_data_refuses_a_data_section_it_would_misread(tmp_path, capsys, data_lines, says):
+    from spacy_codeie.cli import main
+
+    config = _train_data_config(tmp_path / "recipe.cfg", data_lines)
+    assert main(["train-data", config, str(tmp_path / "sft.jsonl")]) == 2
+    assert says in capsys.readouterr().err and not (tmp_path / "sft.jsonl").exists()

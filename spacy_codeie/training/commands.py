@@ -11,7 +11,7 @@ from typing import Any, Dict, List
 
 import srsly
 
-from .config import augment_settings, datasets, load_config, model_block, section, settings
+from .config import augment_settings, data_settings, datasets, load_config, model_block, section, settings
 from .fields import from_section
 
 
@@ -31,11 +31,10 @@ def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
     if data.get("conversations"):
         conversations = from_section(ConversationSettings, dict(data["conversations"]), "[data.conversations]")
     dev: Dict[str, List[Dict[str, Any]]] = {}
-    seed = int(data.get("seed", 0))
-    dev_seed = int(data.get("dev_seed", seed))
+    own = data_settings(config)
     records = build_sft_records(datasets(config), prompt=prompt_style(config), augment=augment_settings(config),
-                                seed=seed, window_size=int(data.get("window_size", 1000)),
-                                progress=True, conversations=conversations, dev=dev, dev_seed=dev_seed)
+                                seed=own.seed, window_size=own.window_size, progress=True,
+                                conversations=conversations, dev=dev, dev_seed=own.split_seed)
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     srsly.write_jsonl(output, records)
@@ -45,8 +44,8 @@ def cmd_train_data(args: argparse.Namespace, extra: List[str]) -> int:
         srsly.write_jsonl(folder / f"{name}.jsonl", held)
     if dev:  # and as SFT records for a dev loss (sft.dev_records)
         srsly.write_jsonl(output.parent / "dev" / "sft.jsonl", dev_sft_records(
-            datasets(config), dev, prompt=prompt_style(config), seed=dev_seed,
-            window_size=int(data.get("window_size", 1000)), conversations=conversations))
+            datasets(config), dev, prompt=prompt_style(config), seed=own.split_seed,
+            window_size=own.window_size, conversations=conversations))
     counts: Dict[str, int] = {}
     for r in records:
         counts[r["dataset"]] = counts.get(r["dataset"], 0) + 1
@@ -150,7 +149,7 @@ def cmd_xling_data(args: argparse.Namespace, extra: List[str]) -> int:
     pairs = list(srsly.read_jsonl(args.pairs)) if Path(args.pairs).is_file() else []
     records = translated_instance_records(pairs, schema_from_json(xl["schema"]), dataset=f"xling-{xl['target_lang']}",
                                           augment=augment_settings(config),
-                                          seed=int(section(config, "data").get("seed", 0)))
+                                          seed=data_settings(config).seed)
     sft = list(srsly.read_jsonl(args.records))
     merged = sft + records
     srsly.write_jsonl(args.output, merged)

@@ -6,6 +6,7 @@ for one run, as with `spacy train`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Type, TypeVar, Union
 
@@ -36,6 +37,36 @@ def section(config: Config, name: str) -> Dict[str, Any]:
 def settings(cls: Type[T], config: Config, name: str) -> T:
     """A settings dataclass from a section; unknown keys are an error, missing ones take the defaults."""
     return from_section(cls, dict(config.get(name) or {}), f"[{name}]")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """[data]'s own values; its blocks (datasets, prompt, conversations) are read by the functions for them."""
+
+    seed: int = 0  # draws the training views: renames, splits, negative types, groupings, order
+    dev_seed: Optional[int] = None  # draws the held-out dev split; None: `seed`
+    window_size: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("seed", "dev_seed", "window_size"):
+            value = getattr(self, name)
+            if not (value is None and name == "dev_seed") and (not isinstance(value, int) or isinstance(value, bool)):
+                raise CodeIEError(f"[data] {name} must be a whole number, not {value!r}.")
+        if self.window_size < 1:
+            raise CodeIEError(f"[data] window_size must be at least 1 character, not {self.window_size}.")
+
+    @property
+    def split_seed(self) -> int:
+        return self.seed if self.dev_seed is None else self.dev_seed
+
+
+_DATA_BLOCKS = ("datasets", "prompt", "conversations")
+
+
+def data_settings(config: Config) -> DataSettings:
+    """[data]'s own values; a key that is neither one of them nor one of its blocks is an error, not ignored."""
+    data = section(config, "data")
+    return from_section(DataSettings, {k: v for k, v in data.items() if k not in _DATA_BLOCKS}, "[data]")
 
 
 def datasets(config: Config) -> List[DatasetSpec]:
