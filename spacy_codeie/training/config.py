@@ -48,9 +48,11 @@ class DataSettings:
     window_size: int = 1000
 
     def __post_init__(self) -> None:
-        for name in ("seed", "dev_seed", "window_size"):
-            value = getattr(self, name)
-            if not (value is None and name == "dev_seed") and (not isinstance(value, int) or isinstance(value, bool)):
+        given = {"seed": self.seed, "window_size": self.window_size}
+        if self.dev_seed is not None:
+            given["dev_seed"] = self.dev_seed
+        for name, value in given.items():
+            if not isinstance(value, int) or isinstance(value, bool):
                 raise CodeIEError(f"[data] {name} must be a whole number, not {value!r}.")
         if self.window_size < 1:
             raise CodeIEError(f"[data] window_size must be at least 1 character, not {self.window_size}.")
